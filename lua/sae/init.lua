@@ -1,0 +1,19 @@
+-- sae: tensors, toy models of superposition and sparse autoencoders.
+--
+-- The compiled part is sae.core; this module re-exports it and adds the
+-- conveniences written in Lua (printing, einsum, einops patterns, plots).
+
+local core = require "sae.core"
+
+local sae = {}
+for name, value in pairs(core) do
+  if name ~= "Tensor_mt" then sae[name] = value end
+end
+
+sae.core = core
+sae.Tensor = core.Tensor_mt.__methods
+
+-- Lua-side parts extend `sae` and the tensor methods table in place.
+require("sae.tensor")(sae, core)
+
+return sae
