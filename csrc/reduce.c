@@ -77,12 +77,47 @@ static double line_sqdev(const float *p, int64_t n, int64_t s, double mean) {
 }
 
 
+/* line_extreme for a contiguous line in two passes: a vectorized pass
+ * for the extreme value (and whether there is a NaN), then a search for
+ * its first position. */
+static line_value line_extreme_contiguous(const float *p, int64_t n,
+                                          int sign) {
+  line_value r;
+  float best = p[0];
+  int nan = 0;
+  if (sign > 0) {
+    #pragma omp simd reduction(max:best) reduction(|:nan)
+    for (int64_t i = 0; i < n; i++) {
+      best = p[i] > best ? p[i] : best;
+      nan |= p[i] != p[i];
+    }
+  } else {
+    #pragma omp simd reduction(min:best) reduction(|:nan)
+    for (int64_t i = 0; i < n; i++) {
+      best = p[i] < best ? p[i] : best;
+      nan |= p[i] != p[i];
+    }
+  }
+  int64_t at = 0;
+  if (nan) {
+    while (p[at] == p[at]) at++;
+    best = p[at];
+  } else {
+    while (p[at] != best) at++;
+  }
+  r.v = best;
+  r.i = at;
+  return r;
+}
+
+
 /* Position of the first largest (sign 1) or smallest (sign -1) value,
  * of |x| when `absolute`; the first NaN wins over any number. */
 static line_value line_extreme(const float *p, int64_t n, int64_t s, int sign,
                                int absolute) {
   line_value r = { 0, 0 };
   if (n == 0) return r;
+  if (s == 1 && !absolute) return line_extreme_contiguous(p, n, sign);
   float best = absolute ? fabsf(p[0]) : p[0];
   int64_t at = 0;
   for (int64_t i = 1; i < n && best == best; i++) {
@@ -136,6 +171,16 @@ static line_value line_combine(line_kind kind, line_value a, line_value b) {
 }
 
 
+static line_value block_pass(line_kind kind, const float *p, int64_t n,
+                             int64_t s, double param, int64_t block,
+                             int64_t b) {
+  int64_t lo = b * block, len = n - lo < block ? n - lo : block;
+  line_value r = line_pass(kind, p + lo * s, len, s, param);
+  r.i += lo;
+  return r;
+}
+
+
 /* One pass over a whole line, in fixed blocks so that the rounding does
  * not depend on the thread count; blocks go to threads when `parallel`. */
 static line_value line_blocked(line_kind kind, const float *p, int64_t n,
@@ -146,11 +191,15 @@ static line_value line_blocked(line_kind kind, const float *p, int64_t n,
   int64_t nblocks = (n + block - 1) / block;
   if (nblocks <= 1) return line_pass(kind, p, n, s, param);
   line_value part[REDUCE_MAX_BLOCKS];
-  #pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t b = 0; b < nblocks; b++) {
-    int64_t lo = b * block, len = n - lo < block ? n - lo : block;
-    part[b] = line_pass(kind, p + lo * s, len, s, param);
-    part[b].i += lo;
+  /* a nested parallel region costs time even when it runs one thread,
+   * so the serial case gets its own loop */
+  if (parallel) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < nblocks; b++)
+      part[b] = block_pass(kind, p, n, s, param, block, b);
+  } else {
+    for (int64_t b = 0; b < nblocks; b++)
+      part[b] = block_pass(kind, p, n, s, param, block, b);
   }
   line_value r = part[0];
   for (int64_t b = 1; b < nblocks; b++) r = line_combine(kind, r, part[b]);
@@ -261,6 +310,75 @@ static void line_geometry(const sae_tensor *x, int dim, outer_dims *o,
 }
 
 
+/* ----------------------------------------------------- column reductions */
+
+/* Lines reduced together in the column layout. */
+#define COLUMN_GROUP 64
+
+
+/* Whether the lines are strided while neighbouring lines (along the last
+ * outer dim) are adjacent in memory, as when summing a row-major matrix
+ * over its rows. Reading one line at a time would then touch a cache line
+ * per element, so reduce_columns reduces up to COLUMN_GROUP lines at once,
+ * reading rows of x contiguously. */
+static int column_layout(const outer_dims *o, int64_t n, int64_t s) {
+  return o->ndim > 0 && o->stride[o->ndim - 1] == 1
+         && o->size[o->ndim - 1] > 1 && s != 1 && n > 1;
+}
+
+
+/* REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX and REDUCE_MIN in the column
+ * layout, with the same results as line by line. */
+static void reduce_columns(reduce_op op, float *po, int64_t *pi,
+                           const float *px, const outer_dims *o,
+                           int64_t nlines, int64_t n, int64_t s,
+                           int parallel) {
+  int64_t width = o->size[o->ndim - 1];
+  int64_t per_row = (width + COLUMN_GROUP - 1) / COLUMN_GROUP;
+  int64_t tasks = nlines / width * per_row;
+  float sign = op == REDUCE_MIN ? -1.0f : 1.0f;
+  #pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t t = 0; t < tasks; t++) {
+    int64_t first = t % per_row * COLUMN_GROUP;
+    int64_t j0 = t / per_row * width + first;
+    int64_t len = width - first < COLUMN_GROUP ? width - first : COLUMN_GROUP;
+    const float *q = px + outer_offset(o, j0);
+    if (op == REDUCE_SUM || op == REDUCE_MEAN) {
+      double acc[COLUMN_GROUP] = { 0 };
+      for (int64_t k = 0; k < n; k++) {
+        const float *row = q + k * s;
+        #pragma omp simd
+        for (int64_t g = 0; g < len; g++) acc[g] += row[g];
+      }
+      for (int64_t g = 0; g < len; g++)
+        po[j0 + g] = (float)(op == REDUCE_MEAN ? acc[g] / (double)n : acc[g]);
+    } else {
+      /* compare sign * x so that one loop serves max and min */
+      float best[COLUMN_GROUP];
+      int64_t at[COLUMN_GROUP];
+      for (int64_t g = 0; g < len; g++) {
+        best[g] = sign * q[g];
+        at[g] = 0;
+      }
+      for (int64_t k = 1; k < n; k++) {
+        const float *row = q + k * s;
+        #pragma omp simd
+        for (int64_t g = 0; g < len; g++) {
+          float v = sign * row[g];
+          int take = best[g] == best[g] && (v != v || v > best[g]);
+          best[g] = take ? v : best[g];
+          at[g] = take ? k : at[g];
+        }
+      }
+      for (int64_t g = 0; g < len; g++) {
+        po[j0 + g] = sign * best[g];
+        if (pi != NULL) pi[j0 + g] = at[g] + 1;
+      }
+    }
+  }
+}
+
+
 /* -------------------------------------------------------------- reduce */
 
 void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
@@ -277,6 +395,11 @@ void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
     line_value r = line_reduce(op, param, px, n, s, big);
     po[0] = (float)r.v;
     if (pi != NULL) pi[0] = r.i + 1;
+    return;
+  }
+  if (column_layout(&o, n, s) && (op == REDUCE_SUM || op == REDUCE_MEAN
+                                   || op == REDUCE_MAX || op == REDUCE_MIN)) {
+    reduce_columns(op, po, pi, px, &o, nlines, n, s, big);
     return;
   }
   #pragma omp parallel for schedule(static) if (big)
