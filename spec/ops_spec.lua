@@ -254,6 +254,36 @@ describe("sae.Tensor", function()
       end)
     end
 
+    it("keeps exp(), log() and tanh() within 4e-7 relative", function()
+      local function f32(v) return string.unpack("f", string.pack("f", v)) end
+      local function check(name, f, lo, hi, count)
+        local xs = {}
+        for k = 0, count do xs[k + 1] = f32(lo * ((hi / lo) ^ (k / count))) end
+        for k = 1, #xs do xs[#xs + 1] = -xs[k] end
+        local got = sae.tensor(xs)[name](sae.tensor(xs)):totable()
+        for k, x in ipairs(xs) do
+          local want = f(x)
+          if want == want then
+            local err = math.abs(got[k] - want) / math.abs(want)
+            assert(err <= 4e-7, string.format("%s(%.9g) = %.9g, expected %.9g",
+              name, x, got[k], want))
+          end
+        end
+      end
+      check("exp", math.exp, 1e-8, 87, 3000)
+      check("log", function(v) return v > 0 and math.log(v) or 0 / 0 end,
+        1e-37, 3e38, 3000)
+      check("tanh", unary_refs.tanh[1], 1e-6, 20, 3000)
+      local special = sae.tensor({ 0, 1 / 0, -1 / 0, -1 })
+      local l = special:log():totable()
+      assert.same({ -1 / 0, 1 / 0 }, { l[1], l[2] })
+      assert.is_true(isnan(l[3]) and isnan(l[4]))
+      assert.same({ 1, 1 / 0, 0 }, { special:exp():totable()[1],
+        special:exp():totable()[2], special:exp():totable()[3] })
+      assert.same({ 0, 1, -1 }, { special:tanh():totable()[1],
+        special:tanh():totable()[2], special:tanh():totable()[3] })
+    end)
+
     it("gelu() takes the tanh approximation", function()
       local a = rand({ 50 }, -5, 5)
       local x = sae.tensor(a)
