@@ -1,0 +1,3 @@
+local M = {}
+function M.install() end
+return M
