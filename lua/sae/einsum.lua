@@ -1,3 +1,432 @@
+-- Einstein summation over one or more tensors, built on views, sum() and
+-- matmul().
+--
+-- A spec is written with single letters as in torch.einsum ("bif,ihf->bih")
+-- or with axis names separated by spaces as in einops.einsum
+-- ("batch inst feat, inst hidden feat -> batch inst hidden"). "..." stands
+-- for leading dims that broadcast across operands. Without "->" the output
+-- is the ellipsis dims followed by the axes that occur once, sorted.
+--
+-- Two operands are contracted with one matmul: their axes are classed as
+-- batch (in both and kept), contracted (in both, summed), and axes of only
+-- one operand; each operand is permuted and reshaped to [batch, M, K] or
+-- [batch, K, N]. More operands are contracted pairwise from the left.
+
+local core = require "sae.core"
+
 local M = {}
-function M.einsum() error("einsum: not yet") end
+
+
+local function shape_string(x)
+  return "[" .. table.concat(x:shape(), ", ") .. "]"
+end
+
+
+local function raise(spec, fmt, ...)
+  error(string.format("einsum: argument #1 (spec) " .. fmt, ...)
+        .. string.format(" in \"%s\"", spec), 0)
+end
+
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+
+-- Splits one term into axis tokens. In letter mode each letter is an axis;
+-- in name mode the term is split at spaces. "..." is its own token.
+local function tokenize(term, spec, letters)
+  local tokens = {}
+  if letters then
+    local i = 1
+    while i <= #term do
+      local c = term:sub(i, i)
+      if term:sub(i, i + 2) == "..." then
+        tokens[#tokens + 1] = "..."
+        i = i + 3
+      elseif c:match("%a") then
+        tokens[#tokens + 1] = c
+        i = i + 1
+      else
+        raise(spec, "expected letters, \"...\", \",\" and \"->\", got '%s'", c)
+      end
+    end
+    return tokens
+  end
+  for word in term:gmatch("%S+") do
+    if word ~= "..." and not word:match("^[%a_][%w_]*$") then
+      raise(spec, "expected axis names made of letters, digits and '_', "
+            .. "got '%s'", word)
+    end
+    tokens[#tokens + 1] = word
+  end
+  return tokens
+end
+
+
+-- Returns true when the tokens fit a tensor of `ndim` dims.
+local function fits(tokens, ndim)
+  local named, ellipsis = 0, false
+  for _, token in ipairs(tokens) do
+    if token == "..." then ellipsis = true else named = named + 1 end
+  end
+  if ellipsis then return named <= ndim end
+  return named == ndim
+end
+
+
+-- Parses the spec into token lists for each input and for the output
+-- (nil when the spec has no "->").
+local function parse(spec, operands)
+  if type(spec) ~= "string" then
+    error("einsum: argument #1 (spec) expected a string, got " .. type(spec), 0)
+  end
+  local lhs, rhs = spec, nil
+  local arrow = spec:find("->", 1, true)
+  if arrow then
+    lhs, rhs = spec:sub(1, arrow - 1), spec:sub(arrow + 2)
+    if rhs:find("->", 1, true) then raise(spec, "expected one \"->\", got more") end
+  end
+
+  local terms = {}
+  for term in (lhs .. ","):gmatch("([^,]*),") do terms[#terms + 1] = trim(term) end
+  if #terms ~= #operands then
+    raise(spec, "expected %d term%s for %d operand%s, got %d", #operands,
+          #operands == 1 and "" or "s", #operands, #operands == 1 and "" or "s",
+          #terms)
+  end
+  for i, term in ipairs(terms) do
+    if term == "" and operands[i]:dim() > 0 then
+      raise(spec, "expected a term for every operand, got an empty term %d", i)
+    end
+  end
+
+  -- Spaces inside a term mean axis names. Otherwise the spec is read as
+  -- letters, unless only whole-word names match the operands' dims (so
+  -- "feat, feat -> feat" on vectors reads as names).
+  local spaced = rhs and trim(rhs):find("%s") ~= nil
+  for _, term in ipairs(terms) do spaced = spaced or term:find("%s") ~= nil end
+  local letters = not spaced
+  if letters then
+    local letters_fit, names_fit = true, true
+    for i, term in ipairs(terms) do
+      letters_fit = letters_fit and fits(tokenize(term, spec, true), operands[i]:dim())
+      local ok, tokens = pcall(tokenize, term, spec, false)
+      names_fit = names_fit and ok and fits(tokens, operands[i]:dim())
+    end
+    letters = letters_fit or not names_fit
+  end
+
+  local inputs = {}
+  for i, term in ipairs(terms) do inputs[i] = tokenize(term, spec, letters) end
+  local output = rhs and tokenize(trim(rhs), spec, letters) or nil
+  return inputs, output, terms
+end
+
+
+-- Replaces "..." by names "...1" to "...E", right-aligned across operands,
+-- and checks each operand's number of dims against its term.
+local function expand_ellipsis(spec, inputs, output, operands, terms)
+  local ellipsis_dims = 0
+  local counts = {}
+  for i, tokens in ipairs(inputs) do
+    local named, has = 0, false
+    for _, token in ipairs(tokens) do
+      if token == "..." then
+        if has then raise(spec, "expected at most one \"...\" per term, got two") end
+        has = true
+      else
+        named = named + 1
+      end
+    end
+    local x = operands[i]
+    if not fits(tokens, x:dim()) then
+      error(string.format("einsum: argument #%d (operand %d) expected %s%d "
+            .. "dims for term \"%s\" of \"%s\", got shape %s", i + 1, i,
+            has and "at least " or "", named, terms[i],
+            spec, shape_string(x)), 0)
+    end
+    counts[i] = has and x:dim() - named or 0
+    ellipsis_dims = math.max(ellipsis_dims, counts[i])
+  end
+
+  local function replace(tokens, count)
+    local axes = {}
+    for _, token in ipairs(tokens) do
+      if token == "..." then
+        for k = ellipsis_dims - count + 1, ellipsis_dims do
+          axes[#axes + 1] = "..." .. k
+        end
+      else
+        axes[#axes + 1] = token
+      end
+    end
+    return axes
+  end
+
+  local axes_in = {}
+  for i, tokens in ipairs(inputs) do axes_in[i] = replace(tokens, counts[i]) end
+
+  local axes_out
+  if output then
+    local seen = {}
+    for _, token in ipairs(output) do
+      if seen[token] then
+        raise(spec, "expected each output axis once, got '%s' twice", token)
+      end
+      seen[token] = true
+    end
+    axes_out = replace(output, ellipsis_dims)
+  else
+    -- Implicit output: ellipsis dims, then axes used exactly once, sorted.
+    local uses, order = {}, {}
+    for _, axes in ipairs(axes_in) do
+      for _, axis in ipairs(axes) do
+        if not uses[axis] then order[#order + 1] = axis end
+        uses[axis] = (uses[axis] or 0) + 1
+      end
+    end
+    axes_out = {}
+    for k = 1, ellipsis_dims do axes_out[k] = "..." .. k end
+    local once = {}
+    for _, axis in ipairs(order) do
+      if uses[axis] == 1 and axis:sub(1, 3) ~= "..." then once[#once + 1] = axis end
+    end
+    table.sort(once)
+    for _, axis in ipairs(once) do axes_out[#axes_out + 1] = axis end
+  end
+  return axes_in, axes_out
+end
+
+
+-- Checks that axes of the same name have equal sizes, or size 1 (which
+-- broadcasts), and returns the size of each axis.
+local function axis_sizes(spec, axes_in, axes_out, operands)
+  local size, owner = {}, {}
+  for i, axes in ipairs(axes_in) do
+    local x = operands[i]
+    local here = {}
+    for d, axis in ipairs(axes) do
+      local n = x:size(d)
+      if here[axis] and here[axis] ~= n then
+        error(string.format("einsum: argument #%d (operand %d) expected equal "
+              .. "sizes for the repeated axis '%s' of \"%s\", got %d and %d in "
+              .. "shape %s", i + 1, i, axis, spec, here[axis], n,
+              shape_string(x)), 0)
+      end
+      here[axis] = n
+      if size[axis] == nil or (size[axis] == 1 and n ~= 1) then
+        size[axis], owner[axis] = n, i
+      elseif n ~= 1 and n ~= size[axis] then
+        local j = owner[axis]
+        error(string.format("einsum: argument #%d (operand %d) expected size %d "
+              .. "for axis '%s' as in operand %d of shape %s, got size %d in "
+              .. "shape %s for \"%s\"", i + 1, i, size[axis], axis, j,
+              shape_string(operands[j]), n, shape_string(x), spec), 0)
+      end
+    end
+  end
+  for _, axis in ipairs(axes_out) do
+    if size[axis] == nil then
+      if axis:sub(1, 3) == "..." then
+        raise(spec, "expected \"...\" in the output only when an input has it, "
+              .. "got it in the output only")
+      end
+      raise(spec, "expected output axes that appear in an input, got '%s'", axis)
+    end
+  end
+  return size
+end
+
+
+local function index_of(list, value)
+  for i, v in ipairs(list) do
+    if v == value then return i end
+  end
+  return nil
+end
+
+
+-- Returns x with dims p and q (p < q) replaced by their diagonal at p.
+local function diagonal(x, p, q)
+  local shape = x:shape()
+  local n = shape[p]
+  table.remove(shape, q)
+  local result = core.empty(shape, x:dtype())
+  for k = 1, n do
+    result:select(p, k):copy_(x:select(q, k):select(p, k))
+  end
+  return result
+end
+
+
+-- Takes diagonals of repeated axes and sums the axes that are not in
+-- `keep`, so each remaining axis occurs once.
+local function simplify(term, keep)
+  local x, axes = term.x, { table.unpack(term.axes) }
+  local p = 1
+  while p <= #axes do
+    local q = index_of({ table.unpack(axes, p + 1) }, axes[p])
+    if q then
+      x = diagonal(x, p, p + q)
+      table.remove(axes, p + q)
+    else
+      p = p + 1
+    end
+  end
+  for d = #axes, 1, -1 do
+    if not keep[axes[d]] then
+      x = x:sum(d)
+      table.remove(axes, d)
+    end
+  end
+  return { x = x, axes = axes }
+end
+
+
+-- Returns x permuted so its axes follow `order` (a permutation of `axes`).
+local function permute_to(x, axes, order)
+  local dims, identity = {}, true
+  for i, axis in ipairs(order) do
+    dims[i] = index_of(axes, axis)
+    identity = identity and dims[i] == i
+  end
+  if identity then return x end
+  return x:permute(dims)
+end
+
+
+-- Expands size-1 axes of term.x to the common size of that axis.
+local function broadcast(term, size)
+  local shape, needed = term.x:shape(), false
+  for d, axis in ipairs(term.axes) do
+    if shape[d] ~= size[axis] then shape[d], needed = size[axis], true end
+  end
+  if needed then term.x = term.x:expand(shape) end
+  return term
+end
+
+
+local function set_of(list)
+  local set = {}
+  for _, value in ipairs(list) do set[value] = true end
+  return set
+end
+
+
+local function product(list, size)
+  local n = 1
+  for _, axis in ipairs(list) do n = n * size[axis] end
+  return n
+end
+
+
+-- Contracts two simplified terms with one matmul, keeping the axes in
+-- `keep` and summing the other shared ones.
+local function contract(a, b, keep, size)
+  local in_b = {}
+  for _, axis in ipairs(b.axes) do in_b[axis] = true end
+  local batch, contracted, a_only, b_only = {}, {}, {}, {}
+  for _, axis in ipairs(a.axes) do
+    if not in_b[axis] then
+      a_only[#a_only + 1] = axis
+    elseif keep[axis] then
+      batch[#batch + 1] = axis
+    else
+      contracted[#contracted + 1] = axis
+    end
+  end
+  for _, axis in ipairs(b.axes) do
+    if not index_of(a.axes, axis) then b_only[#b_only + 1] = axis end
+  end
+
+  local function concat(...)
+    local list = {}
+    for _, part in ipairs({ ... }) do
+      for _, axis in ipairs(part) do list[#list + 1] = axis end
+    end
+    return list
+  end
+  local nb, m = product(batch, size), product(a_only, size)
+  local k, n = product(contracted, size), product(b_only, size)
+  local x = permute_to(a.x, a.axes, concat(batch, a_only, contracted))
+  local y = permute_to(b.x, b.axes, concat(batch, contracted, b_only))
+  local result
+  if #batch == 0 then
+    result = x:reshape(m, k):matmul(y:reshape(k, n))
+  else
+    result = x:reshape(nb, m, k):matmul(y:reshape(nb, k, n))
+  end
+
+  local axes = concat(batch, a_only, b_only)
+  local shape = {}
+  for i, axis in ipairs(axes) do shape[i] = size[axis] end
+  if #shape == 0 then
+    result = result:reshape({})
+  else
+    result = result:reshape(shape)
+  end
+  return { x = result, axes = axes }
+end
+
+
+-- Computes the Einstein sum `spec` of the operands; see the file header.
+-- The result may share storage with an operand when the spec only
+-- permutes its axes, as torch.einsum's does.
+function M.einsum(spec, ...)
+  local operands = { ... }
+  local count = select("#", ...)
+  if count == 1 and type(operands[1]) == "table" then
+    operands = operands[1]
+    count = #operands
+  end
+  if count == 0 then
+    error("einsum: argument #2 (operand 1) expected a sae.Tensor, got no value", 0)
+  end
+  for i = 1, count do
+    if getmetatable(operands[i]) ~= core.Tensor_mt then
+      error(string.format("einsum: argument #%d (operand %d) expected a "
+            .. "sae.Tensor, got %s", i + 1, i, type(operands[i])), 0)
+    end
+  end
+
+  local inputs, output, terms = parse(spec, operands)
+  local axes_in, axes_out = expand_ellipsis(spec, inputs, output, operands,
+                                            terms)
+  local size = axis_sizes(spec, axes_in, axes_out, operands)
+
+  -- `later` counts, for each axis, the operands not yet contracted that
+  -- use it. A term keeps the axes of the output, of later operands and of
+  -- the partial result it meets next; it sums the others away first.
+  local later = {}
+  for _, axes in ipairs(axes_in) do
+    for axis in pairs(set_of(axes)) do later[axis] = (later[axis] or 0) + 1 end
+  end
+  local in_output = set_of(axes_out)
+  local function needed(extra)
+    local keep = set_of(extra)
+    for axis in pairs(in_output) do keep[axis] = true end
+    for axis, n in pairs(later) do
+      if n > 0 then keep[axis] = true end
+    end
+    return keep
+  end
+  local function consume(axes)
+    for axis in pairs(set_of(axes)) do later[axis] = later[axis] - 1 end
+  end
+
+  consume(axes_in[1])
+  local result = simplify({ x = operands[1], axes = axes_in[1] }, needed({}))
+  for i = 2, #operands do
+    consume(axes_in[i])
+    local term = simplify({ x = operands[i], axes = axes_in[i] },
+                          needed(result.axes))
+    result = contract(broadcast(result, size), broadcast(term, size),
+                      needed({}), size)
+  end
+
+  result = simplify(result, in_output)
+  return permute_to(broadcast(result, size).x, result.axes, axes_out)
+end
+
 return M
