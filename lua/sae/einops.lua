@@ -23,7 +23,7 @@ end
 
 
 -- Splits one side of a pattern into dims. Each dim is a list of tokens (a
--- name, "...", or an integer for an anonymous axis) and `grouped` tells
+-- name, "...", or an integer for an anonymous axis), and `grouped` records
 -- whether it was written in parentheses.
 local function parse_side(text, fail)
   local dims, group = {}, nil

@@ -7,10 +7,11 @@
 -- for leading dims that broadcast across operands. Without "->" the output
 -- is the ellipsis dims followed by the axes that occur once, sorted.
 --
--- Two operands are contracted with one matmul: their axes are classed as
--- batch (in both and kept), contracted (in both, summed), and axes of only
--- one operand; each operand is permuted and reshaped to [batch, M, K] or
--- [batch, K, N]. More operands are contracted pairwise from the left.
+-- Two operands are contracted with one matmul. Their shared axes are
+-- either batch axes (kept) or contracted axes (summed), and the other axes
+-- belong to one operand only. Each operand is permuted and reshaped to
+-- [batch, M, K] or [batch, K, N]. More operands are contracted pairwise
+-- from the left.
 
 local core = require "sae.core"
 
@@ -321,6 +322,19 @@ local function product(list, size)
 end
 
 
+-- Reshapes x to `shape` unless it has that shape already: reshape() copies
+-- a non-contiguous tensor, and matmul() reads strides itself.
+local function merge(x, shape)
+  local current = x:shape()
+  if #current == #shape then
+    local same = true
+    for d = 1, #shape do same = same and current[d] == shape[d] end
+    if same then return x end
+  end
+  return x:reshape(shape)
+end
+
+
 -- Contracts two simplified terms with one matmul, keeping the axes in
 -- `keep` and summing the other shared ones.
 local function contract(a, b, keep, size)
@@ -353,9 +367,9 @@ local function contract(a, b, keep, size)
   local y = permute_to(b.x, b.axes, concat(batch, contracted, b_only))
   local result
   if #batch == 0 then
-    result = x:reshape(m, k):matmul(y:reshape(k, n))
+    result = merge(x, { m, k }):matmul(merge(y, { k, n }))
   else
-    result = x:reshape(nb, m, k):matmul(y:reshape(nb, k, n))
+    result = merge(x, { nb, m, k }):matmul(merge(y, { nb, k, n }))
   end
 
   local axes = concat(batch, a_only, b_only)

@@ -1,9 +1,10 @@
 -- Text form of a tensor for tostring(), print() and the REPL.
 --
--- The layout follows PyTorch 2.x (torch/_tensor_str.py): nested brackets,
--- one common number format and width for every value shown, and the middle
--- of each dimension elided with "..." once the tensor has more than
--- `threshold` elements. A Torch7-style footer gives the dtype and shape:
+-- The layout follows PyTorch's tensor printing: nested brackets, one common
+-- number format and width for every value shown, and the middle of each
+-- dimension elided with "..." once the tensor has more than `threshold`
+-- elements. spec/fixtures/print.lua holds PyTorch 1.13 output for checking.
+-- A Torch7-style footer gives the dtype and shape:
 --
 --   [[1., 2., 3.],
 --    [4., 5., 6.]]
@@ -26,8 +27,8 @@ local options = {}
 for key, value in pairs(defaults) do options[key] = value end
 
 
--- Sets print options by name; unknown names raise. With "default" as the
--- argument, restores the defaults.
+-- Sets print options by name and raises on unknown names. With "default"
+-- as the argument, restores the defaults.
 function M.set_printoptions(new)
   if new == "default" then
     for key in pairs(options) do options[key] = nil end
@@ -87,8 +88,8 @@ end
 
 
 -- Reads the shown elements of x into nested Lua tables. A summarized
--- dimension becomes { head, tail } with `gap = true`; `values` collects
--- every number read, for choosing the format.
+-- dimension becomes { head, tail } with `gap = true`. Every number read is
+-- also appended to `values`, from which the format is chosen.
 local function collect(x, summarize, values)
   local n = x:size(1)
   local edge = options.edgeitems
@@ -121,7 +122,7 @@ local function collect(x, summarize, values)
 end
 
 
--- Chooses one format for all shown values, as PyTorch's _Formatter does:
+-- Chooses one format for all shown values, as PyTorch does:
 -- integral floats print as "3.", fixed point with `precision` digits
 -- otherwise, and scientific notation when the nonzero magnitudes span more
 -- than three decades or leave the range [1e-4, 1e8].
@@ -191,7 +192,7 @@ local function make_formatter(values, is_float)
 end
 
 
--- Renders one nested level; `indent` is the column of its opening bracket.
+-- Renders one nested level whose opening bracket is at column `indent`.
 local function render(node, depth, indent, format, width)
   if depth == 1 then
     local items = {}
