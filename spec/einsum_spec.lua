@@ -321,6 +321,24 @@ describe("sae.einsum()", function()
     end)
   end)
 
+  describe("against PyTorch", function()
+    local cases = dofile("spec/fixtures/einsum.lua")
+
+    for _, case in ipairs(cases) do
+      local specs = { case.spec, case.names }
+      for _, spec in ipairs(specs) do
+        it("matches torch.einsum for " .. spec, function()
+          local operands = {}
+          for i, operand in ipairs(case.operands) do
+            operands[i] = from_flat(operand.values, operand.shape)
+          end
+          assert_close(case.result.values, case.result.shape,
+                       sae.einsum(spec, table.unpack(operands)))
+        end)
+      end
+    end
+  end)
+
   describe("on bad input", function()
     it("rejects an unknown output axis", function()
       assert.has_error(function() sae.einsum("ij->k", sae.zeros(2, 3)) end,
