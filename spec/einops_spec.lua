@@ -417,6 +417,14 @@ describe("einops patterns", function()
         sae.rearrange(x, "b (h w) c -> b h w c", { h = 2.5 })
       end, "rearrange: argument #3 (sizes) expected a positive integer for "
         .. "'h', got 2.5")
+      assert.has_error(function()
+        sae.rearrange(x, "b (h w) c -> b h w c", { h = "2" })
+      end, "rearrange: argument #3 (sizes) expected a positive integer for "
+        .. "'h', got \"2\"")
+      assert.has_error(function()
+        sae.repeat_(x, "b h c -> b h c n", { n = 0 })
+      end, "repeat: argument #3 (sizes) expected a positive integer for "
+        .. "'n', got 0")
       assert.has_error(function() sae.reduce(x, "b h c -> b", "avg") end,
         "reduce: argument #3 (op) expected \"sum\", \"mean\", \"max\" or "
         .. "\"min\", got \"avg\"")

@@ -410,6 +410,15 @@ describe("sae.einsum()", function()
       assert.has_error(function() sae.einsum("ij->ii", sae.zeros(2, 2)) end,
         "einsum: argument #1 (spec) expected each output axis once, got 'i' "
         .. "twice in \"ij->ii\"")
+      assert.has_error(function() sae.einsum("éj->j", sae.zeros(2, 3)) end,
+        "einsum: argument #1 (spec) expected letters, \"...\", \",\" and "
+        .. "\"->\", got 'é' in \"éj->j\"")
+      assert.has_error(function() sae.einsum("ij->...", sae.zeros(2, 3)) end,
+        "einsum: argument #1 (spec) expected \"...\" in the output only when "
+        .. "an input has it, got it in the output only in \"ij->...\"")
+      assert.has_error(function() sae.einsum("......->", sae.zeros(2, 3)) end,
+        "einsum: argument #1 (spec) expected at most one \"...\" per term, "
+        .. "got two in \"......->\"")
       assert.has_error(function() sae.einsum(3, sae.zeros(2)) end,
         "einsum: argument #1 (spec) expected a string, got number")
     end)

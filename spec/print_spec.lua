@@ -106,6 +106,12 @@ describe("sae.Tensor", function()
       assert.equal("[1.,  ..., 5.]", tostring(x):match("^[^\n]*"))
     end)
 
+    it("elides everything with no edge items", function()
+      sae.set_printoptions({ threshold = 2, edgeitems = 0 })
+      assert.equal("[...]", tostring(sae.zeros(4)):match("^[^\n]*"))
+      assert.equal("[...]", tostring(sae.zeros(3, 4)):match("^[^\n]*"))
+    end)
+
     it("forces scientific notation", function()
       sae.set_printoptions({ sci_mode = true })
       assert.equal("[1.0000e+00, 2.0000e+00]",
@@ -124,8 +130,11 @@ describe("sae.Tensor", function()
         "set_printoptions: argument #1 (options) expected one of precision, "
         .. "threshold, edgeitems, linewidth, sci_mode, got digits")
       assert.has_error(function() sae.set_printoptions({ precision = -1 }) end,
-        "set_printoptions: argument #1 (options) expected precision to be a "
-        .. "non-negative integer, got -1")
+        "set_printoptions: argument #1 (options) expected precision to be an "
+        .. "integer in [0, 50], got -1")
+      assert.has_error(function() sae.set_printoptions({ threshold = 1.5 }) end,
+        "set_printoptions: argument #1 (options) expected threshold to be a "
+        .. "non-negative integer, got 1.5")
       assert.has_error(function() sae.set_printoptions({ sci_mode = 1 }) end,
         "set_printoptions: argument #1 (options) expected sci_mode to be a "
         .. "boolean, got number")

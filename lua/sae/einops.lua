@@ -230,9 +230,10 @@ local function plan(fname, x, pattern, sizes)
     end
     local n = type(value) == "number" and math.tointeger(value) or nil
     if not n or n < 1 then
+      local shown = type(value) == "string" and string.format("%q", value)
+                    or tostring(value)
       error(string.format("%s: argument #3 (sizes) expected a positive "
-                          .. "integer for '%s', got %s", fname, axis,
-                          tostring(value)), 0)
+                          .. "integer for '%s', got %s", fname, axis, shown), 0)
     end
     size[axis] = n
   end
@@ -244,8 +245,9 @@ local function plan(fname, x, pattern, sizes)
     for _, axis in ipairs(axes) do
       if size[axis] then
         known = known * size[axis]
-        parts[#parts + 1] = axis:sub(1, 1) == "#" and tostring(size[axis])
-                            or axis .. " = " .. size[axis]
+        if axis:sub(1, 1) ~= "#" then
+          parts[#parts + 1] = axis .. " = " .. size[axis]
+        end
       else
         unknown[#unknown + 1] = axis
       end

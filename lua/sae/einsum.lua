@@ -49,7 +49,10 @@ local function tokenize(term, spec, letters)
         tokens[#tokens + 1] = c
         i = i + 1
       else
-        raise(spec, "expected letters, \"...\", \",\" and \"->\", got '%s'", c)
+        -- Show a whole UTF-8 character, not its first byte.
+        local char = term:match("^[\xC2-\xF4][\x80-\xBF]*", i) or c
+        raise(spec, "expected letters, \"...\", \",\" and \"->\", got '%s'",
+              char)
       end
     end
     return tokens
@@ -125,6 +128,14 @@ local function parse(spec, operands)
 end
 
 
+local function index_of(list, value)
+  for i, v in ipairs(list) do
+    if v == value then return i end
+  end
+  return nil
+end
+
+
 -- Replaces "..." by names "...1" to "...E", right-aligned across operands,
 -- and checks each operand's number of dims against its term.
 local function expand_ellipsis(spec, inputs, output, operands, terms)
@@ -169,6 +180,14 @@ local function expand_ellipsis(spec, inputs, output, operands, terms)
   for i, tokens in ipairs(inputs) do axes_in[i] = replace(tokens, counts[i]) end
 
   local axes_out
+  if output and index_of(output, "...") and ellipsis_dims == 0 then
+    local any = false
+    for _, tokens in ipairs(inputs) do any = any or index_of(tokens, "...") ~= nil end
+    if not any then
+      raise(spec, "expected \"...\" in the output only when an input has it, "
+            .. "got it in the output only")
+    end
+  end
   if output then
     local seen = {}
     for _, token in ipairs(output) do
@@ -229,22 +248,10 @@ local function axis_sizes(spec, axes_in, axes_out, operands)
   end
   for _, axis in ipairs(axes_out) do
     if size[axis] == nil then
-      if axis:sub(1, 3) == "..." then
-        raise(spec, "expected \"...\" in the output only when an input has it, "
-              .. "got it in the output only")
-      end
       raise(spec, "expected output axes that appear in an input, got '%s'", axis)
     end
   end
   return size
-end
-
-
-local function index_of(list, value)
-  for i, v in ipairs(list) do
-    if v == value then return i end
-  end
-  return nil
 end
 
 

@@ -45,6 +45,11 @@ function M.set_printoptions(new)
         error("set_printoptions: argument #1 (options) expected sci_mode "
               .. "to be a boolean, got " .. type(value), 0)
       end
+    elseif key == "precision" then
+      if math.type(value) ~= "integer" or value < 0 or value > 50 then
+        error("set_printoptions: argument #1 (options) expected precision "
+              .. "to be an integer in [0, 50], got " .. tostring(value), 0)
+      end
     elseif defaults[key] ~= nil then
       if math.type(value) ~= "integer" or value < 0 then
         error(string.format("set_printoptions: argument #1 (options) "
@@ -196,7 +201,9 @@ end
 local function render(node, depth, indent, format, width)
   if depth == 1 then
     local items = {}
-    if node.gap then
+    if node.gap and options.edgeitems == 0 then
+      items[1] = "..."
+    elseif node.gap then
       for _, v in ipairs(node[1]) do items[#items + 1] = format(v) end
       items[#items + 1] = " ..."
       for _, v in ipairs(node[2]) do items[#items + 1] = format(v) end
