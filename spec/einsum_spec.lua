@@ -242,6 +242,7 @@ describe("sae.einsum()", function()
       local a, b = random_tensor({ 4 }), random_tensor({ 4 })
       check("feat, feat ->", { { "f" }, { "f" } }, {}, { a, b })
       check("feat,feat->feat", { { "f" }, { "f" } }, { "f" }, { a, b })
+      check("d_model,d_model->", { { "f" }, { "f" } }, {}, { a, b })
     end)
 
     it("forms outer products", function()

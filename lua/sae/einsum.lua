@@ -101,7 +101,7 @@ local function parse(spec, operands)
   end
   for i, term in ipairs(terms) do
     if term == "" and operands[i]:dim() > 0 then
-      raise(spec, "expected a term for every operand, got an empty term %d", i)
+      raise(spec, "expected a term for every operand, got an empty term for operand %d", i)
     end
   end
 
@@ -114,9 +114,11 @@ local function parse(spec, operands)
   if letters then
     local letters_fit, names_fit = true, true
     for i, term in ipairs(terms) do
-      letters_fit = letters_fit and fits(tokenize(term, spec, true), operands[i]:dim())
-      local ok, tokens = pcall(tokenize, term, spec, false)
-      names_fit = names_fit and ok and fits(tokens, operands[i]:dim())
+      local ndim = operands[i]:dim()
+      local ok, tokens = pcall(tokenize, term, spec, true)
+      letters_fit = letters_fit and ok and fits(tokens, ndim)
+      ok, tokens = pcall(tokenize, term, spec, false)
+      names_fit = names_fit and ok and fits(tokens, ndim)
     end
     letters = letters_fit or not names_fit
   end
