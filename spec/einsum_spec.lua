@@ -288,6 +288,20 @@ describe("sae.einsum()", function()
     end)
   end)
 
+  describe("with a spec used before", function()
+    it("checks dims and sizes again", function()
+      local a = random_tensor({ 2, 3 })
+      check("ij->j", { { "i", "j" } }, { "j" }, { a })
+      local b = random_tensor({ 4, 5 })
+      check("ij->j", { { "i", "j" } }, { "j" }, { b })
+      assert.has_error(function() sae.einsum("ij->j", sae.zeros(2, 3, 4)) end,
+        "einsum: argument #2 (operand 1) expected 2 dims for term \"ij\" of "
+        .. "\"ij->j\", got shape [2, 3, 4]")
+      check("...j->j", { { "j" } }, { "j" }, { random_tensor({ 3 }) })
+      check("...j->j", { { "x", "j" } }, { "j" }, { random_tensor({ 2, 3 }) })
+    end)
+  end)
+
   describe("with three operands", function()
     it("contracts pairwise from the left", function()
       local a, b = random_tensor({ 2, 3 }), random_tensor({ 3, 4 })

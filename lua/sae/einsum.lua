@@ -393,6 +393,28 @@ local function contract(a, b, keep, size)
 end
 
 
+-- Parsed specs by spec and operand dims, because parsing costs tens of
+-- microseconds, more than a small matmul. The cache is cleared when full.
+local parsed, parsed_count = {}, 0
+local PARSED_MAX = 256
+
+local function parse_cached(spec, operands)
+  local key = { type(spec) == "string" and spec or "" }
+  for i, x in ipairs(operands) do key[i + 1] = x:dim() end
+  key = table.concat(key, "\0")
+  local entry = parsed[key]
+  if entry and type(spec) == "string" then return entry[1], entry[2] end
+
+  local inputs, output, terms = parse(spec, operands)
+  local axes_in, axes_out = expand_ellipsis(spec, inputs, output, operands,
+                                            terms)
+  if parsed_count >= PARSED_MAX then parsed, parsed_count = {}, 0 end
+  parsed[key] = { axes_in, axes_out }
+  parsed_count = parsed_count + 1
+  return axes_in, axes_out
+end
+
+
 -- Computes the Einstein sum `spec` of the operands; see the file header.
 -- The result may share storage with an operand when the spec only
 -- permutes its axes, as torch.einsum's does.
@@ -413,9 +435,7 @@ function M.einsum(spec, ...)
     end
   end
 
-  local inputs, output, terms = parse(spec, operands)
-  local axes_in, axes_out = expand_ellipsis(spec, inputs, output, operands,
-                                            terms)
+  local axes_in, axes_out = parse_cached(spec, operands)
   local size = axis_sizes(spec, axes_in, axes_out, operands)
 
   -- `later` counts, for each axis, the operands not yet contracted that
