@@ -300,6 +300,21 @@ describe("sae.einsum()", function()
       check("...j->j", { { "j" } }, { "j" }, { random_tensor({ 3 }) })
       check("...j->j", { { "x", "j" } }, { "j" }, { random_tensor({ 2, 3 }) })
     end)
+
+    it("gives new results for new operands", function()
+      for _ = 1, 3 do
+        local a, b = random_tensor({ 3, 3, 2 }), random_tensor({ 3, 4 })
+        check("iij,ik->jk", { { "i", "i", "j" }, { "i", "k" } }, { "j", "k" },
+              { a, b })
+      end
+    end)
+
+    it("handles one tensor passed twice", function()
+      local a, b = random_tensor({ 3, 3 }), random_tensor({ 3, 3 })
+      check("ij,jk->ik", { { "i", "j" }, { "j", "k" } }, { "i", "k" }, { a, a })
+      check("ij,jk->ik", { { "i", "j" }, { "j", "k" } }, { "i", "k" }, { a, b })
+      check("ij,jk->ik", { { "i", "j" }, { "j", "k" } }, { "i", "k" }, { b, a })
+    end)
   end)
 
   describe("with three operands", function()

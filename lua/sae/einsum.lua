@@ -270,24 +270,73 @@ local function diagonal(x, p, q)
 end
 
 
+-- The plan being recorded, or nil. Every tensor operation of einsum goes
+-- through apply(), which records it as a step on numbered registers:
+-- registers 1 to n are the operands and step k writes register n + k.
+local recording = nil
+
+
+local function run_step(method, x, arg)
+  if method == "diagonal" then return diagonal(x, arg[1], arg[2]) end
+  return x[method](x, arg)
+end
+
+
+local function apply(method, x, arg)
+  local y = run_step(method, x, arg)
+  if recording then
+    local steps, register = recording.steps, recording.register
+    local recorded_arg = arg
+    if method == "matmul" then recorded_arg = register[arg] end
+    steps[#steps + 1] = { method, register[x], recorded_arg }
+    register[y] = recording.inputs + #steps
+  end
+  return y
+end
+
+
+-- Runs a recorded plan on new operands of the same shapes.
+local function replay(plan, operands)
+  local registers = {}
+  local inputs = plan.inputs
+  for i = 1, inputs do registers[i] = operands[i] end
+  for k, step in ipairs(plan.steps) do
+    local method, arg = step[1], step[3]
+    if method == "matmul" then arg = registers[arg] end
+    registers[inputs + k] = run_step(method, registers[step[2]], arg)
+  end
+  return registers[plan.result]
+end
+
+
 -- Takes diagonals of repeated axes and sums the axes that are not in
 -- `keep`, so each remaining axis occurs once.
 local function simplify(term, keep)
-  local x, axes = term.x, { table.unpack(term.axes) }
-  local p = 1
-  while p <= #axes do
-    local q = index_of({ table.unpack(axes, p + 1) }, axes[p])
-    if q then
-      x = diagonal(x, p, p + q)
-      table.remove(axes, p + q)
+  local x, axes = term.x, term.axes
+  local copied = false
+  local function own_axes()
+    if not copied then axes, copied = { table.unpack(axes) }, true end
+  end
+
+  local first = {}
+  local d = 1
+  while d <= #axes do
+    local p = first[axes[d]]
+    if p then
+      own_axes()
+      x = apply("diagonal", x, { p, d })
+      table.remove(axes, d)
     else
-      p = p + 1
+      first[axes[d]] = d
+      d = d + 1
     end
   end
-  for d = #axes, 1, -1 do
-    if not keep[axes[d]] then
-      x = x:sum(d)
-      table.remove(axes, d)
+
+  for dim = #axes, 1, -1 do
+    if not keep[axes[dim]] then
+      own_axes()
+      x = apply("sum", x, dim)
+      table.remove(axes, dim)
     end
   end
   return { x = x, axes = axes }
@@ -302,7 +351,7 @@ local function permute_to(x, axes, order)
     identity = identity and dims[i] == i
   end
   if identity then return x end
-  return x:permute(dims)
+  return apply("permute", x, dims)
 end
 
 
@@ -312,7 +361,7 @@ local function broadcast(term, size)
   for d, axis in ipairs(term.axes) do
     if shape[d] ~= size[axis] then shape[d], needed = size[axis], true end
   end
-  if needed then term.x = term.x:expand(shape) end
+  if needed then term.x = apply("expand", term.x, shape) end
   return term
 end
 
@@ -340,7 +389,7 @@ local function merge(x, shape)
     for d = 1, #shape do same = same and current[d] == shape[d] end
     if same then return x end
   end
-  return x:reshape(shape)
+  return apply("reshape", x, shape)
 end
 
 
@@ -376,25 +425,21 @@ local function contract(a, b, keep, size)
   local y = permute_to(b.x, b.axes, concat(batch, contracted, b_only))
   local result
   if #batch == 0 then
-    result = merge(x, { m, k }):matmul(merge(y, { k, n }))
+    result = apply("matmul", merge(x, { m, k }), merge(y, { k, n }))
   else
-    result = merge(x, { nb, m, k }):matmul(merge(y, { nb, k, n }))
+    result = apply("matmul", merge(x, { nb, m, k }), merge(y, { nb, k, n }))
   end
 
   local axes = concat(batch, a_only, b_only)
   local shape = {}
   for i, axis in ipairs(axes) do shape[i] = size[axis] end
-  if #shape == 0 then
-    result = result:reshape({})
-  else
-    result = result:reshape(shape)
-  end
+  result = apply("reshape", result, shape)
   return { x = result, axes = axes }
 end
 
 
--- Parsed specs by spec and operand dims, because parsing costs tens of
--- microseconds, more than a small matmul. The cache is cleared when full.
+-- Parsed specs by spec and operand dims, for calls whose shapes change
+-- (so the plan cache misses). The cache is cleared when full.
 local parsed, parsed_count = {}, 0
 local PARSED_MAX = 256
 
@@ -415,26 +460,8 @@ local function parse_cached(spec, operands)
 end
 
 
--- Computes the Einstein sum `spec` of the operands; see the file header.
--- The result may share storage with an operand when the spec only
--- permutes its axes, as torch.einsum's does.
-function M.einsum(spec, ...)
-  local operands = { ... }
-  local count = select("#", ...)
-  if count == 1 and type(operands[1]) == "table" then
-    operands = operands[1]
-    count = #operands
-  end
-  if count == 0 then
-    error("einsum: argument #2 (operand 1) expected a sae.Tensor, got no value", 0)
-  end
-  for i = 1, count do
-    if getmetatable(operands[i]) ~= core.Tensor_mt then
-      error(string.format("einsum: argument #%d (operand %d) expected a "
-            .. "sae.Tensor, got %s", i + 1, i, type(operands[i])), 0)
-    end
-  end
-
+-- Plans and computes the Einstein sum of checked operands.
+local function compute(spec, operands)
   local axes_in, axes_out = parse_cached(spec, operands)
   local size = axis_sizes(spec, axes_in, axes_out, operands)
 
@@ -470,6 +497,71 @@ function M.einsum(spec, ...)
 
   result = simplify(result, in_output)
   return permute_to(broadcast(result, size).x, result.axes, axes_out)
+end
+
+
+-- Recorded plans by spec and operand shapes. A call with a spec and shapes
+-- seen before replays the plan and skips parsing and planning. On a small
+-- 3-axis spec that took a call from about 35 to 6 microseconds (measured on
+-- the 2-core development machine). The cache is cleared when full.
+local plans, plan_count = {}, 0
+local PLANS_MAX = 256
+
+local function plan_key(spec, operands)
+  local parts = { spec }
+  for i, x in ipairs(operands) do
+    -- The plan maps operands to registers, so an operand passed twice
+    -- would be replayed wrongly for two different tensors.
+    for j = 1, i - 1 do
+      if rawequal(operands[j], x) then return nil end
+    end
+    parts[#parts + 1] = table.concat(x:shape(), ",")
+  end
+  return table.concat(parts, "|")
+end
+
+
+-- Computes the Einstein sum `spec` of the operands; see the file header.
+-- The result may share storage with an operand when the spec only
+-- permutes its axes, as torch.einsum's does.
+function M.einsum(spec, ...)
+  if type(spec) ~= "string" then
+    error("einsum: argument #1 (spec) expected a string, got " .. type(spec), 0)
+  end
+  local operands = { ... }
+  local count = select("#", ...)
+  if count == 1 and type(operands[1]) == "table" then
+    operands = operands[1]
+    count = #operands
+  end
+  if count == 0 then
+    error("einsum: argument #2 (operand 1) expected a sae.Tensor, got no value", 0)
+  end
+  for i = 1, count do
+    if getmetatable(operands[i]) ~= core.Tensor_mt then
+      error(string.format("einsum: argument #%d (operand %d) expected a "
+            .. "sae.Tensor, got %s", i + 1, i, type(operands[i])), 0)
+    end
+  end
+
+  local key = plan_key(spec, operands)
+  local plan = key and plans[key]
+  if plan then return replay(plan, operands) end
+  if not key then return compute(spec, operands) end
+
+  plan = { inputs = #operands, steps = {}, register = {} }
+  for i, x in ipairs(operands) do plan.register[x] = i end
+  recording = plan
+  local ok, result = pcall(compute, spec, operands)
+  recording = nil
+  if not ok then error(result, 0) end
+
+  plan.result = plan.register[result]
+  plan.register = nil
+  if plan_count >= PLANS_MAX then plans, plan_count = {}, 0 end
+  plans[key] = plan
+  plan_count = plan_count + 1
+  return result
 end
 
 return M
