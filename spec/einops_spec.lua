@@ -319,6 +319,43 @@ describe("einops patterns", function()
     end)
   end)
 
+  describe("with a pattern used before", function()
+    it("gives new results for new inputs", function()
+      for _ = 1, 3 do
+        local x = random_tensor({ 2, 6, 3 })
+        local expected, shape = reference(x, { { "b" }, { "h", "w" }, { "c" } },
+          { { "c" }, { "w" }, { "b", "h" } }, { b = 2, h = 2, w = 3, c = 3 })
+        assert_close(expected, shape,
+                     sae.rearrange(x, "b (h w) c -> c w (b h)", { h = 2 }))
+        expected, shape = reference(x, { { "b" }, { "h", "w" }, { "c" } },
+          { { "b" }, { "w" } }, { b = 2, h = 2, w = 3, c = 3 }, "max")
+        assert_close(expected, shape,
+                     sae.reduce(x, "b (h w) c -> b w", "max", { h = 2 }))
+        expected, shape = reference(x, { { "b" }, { "s" }, { "c" } },
+          { { "b" }, { "r", "s" }, { "c" } }, { b = 2, s = 6, c = 3, r = 2 })
+        assert_close(expected, shape, sae.repeat_(x, "b s c -> b (2 s) c"))
+      end
+    end)
+
+    it("follows new sizes and shapes", function()
+      local x = random_tensor({ 6, 4 })
+      assert.same({ 2, 3, 4 },
+                  sae.rearrange(x, "(h w) c -> h w c", { h = 2 }):shape())
+      assert.same({ 3, 2, 4 },
+                  sae.rearrange(x, "(h w) c -> h w c", { h = 3 }):shape())
+      assert.same({ 3, 2, 4 },
+                  sae.rearrange(x, "(h w) c -> h w c", { w = 2 }):shape())
+      assert.same({ 2, 4, 4 },
+                  sae.rearrange(random_tensor({ 8, 4 }), "(h w) c -> h w c",
+                                { h = 2 }):shape())
+      assert.has_error(function()
+        sae.rearrange(random_tensor({ 7, 4 }), "(h w) c -> h w c", { h = 2 })
+      end, "rearrange: argument #1 (x) expected the size of dim 1 ('(h w)') "
+        .. "to be a multiple of 2 (h = 2) for \"(h w) c -> h w c\", got "
+        .. "shape [7, 4]")
+    end)
+  end)
+
   describe("on bad input", function()
     local x = sae.zeros(2, 12, 3)
 
