@@ -302,9 +302,9 @@ static int64_t check_weights(lua_State *L, const float *w, int64_t rows,
 }
 
 
-/* sae.multinomial(probs, n, replacement, gen): probs is 1-D [k] or 2-D
- * [rows, k] of nonnegative weights (not necessarily normalised); returns
- * 1-based int64 indices of shape [n] or [rows, n]. */
+/* sae.multinomial(probs, n, replacement, gen) samples 1-based int64
+ * indices of shape [n] or [rows, n]. probs is 1-D [k] or 2-D [rows, k] of
+ * nonnegative weights, which need not sum to 1. */
 static int l_multinomial(lua_State *L) {
   sae_generator *g;
   int last = pop_generator(L, &g);
@@ -316,6 +316,7 @@ static int l_multinomial(lua_State *L) {
   if (n < 1)
     return luaL_error(L, "multinomial: argument #2 (n) expected an integer "
                       ">= 1, got %I", n);
+
   int replacement = 0;
   if (last >= 3 && !lua_isnil(L, 3)) {
     if (!lua_isboolean(L, 3))
@@ -326,6 +327,7 @@ static int l_multinomial(lua_State *L) {
   if (last > 3)
     return luaL_error(L, "multinomial: argument #4 (generator) expected "
                       "sae.Generator, got %s", luaL_typename(L, 4));
+
   lua_settop(L, 1);
   int64_t rows = p->ndim == 2 ? p->size[0] : 1;
   int64_t k = p->size[p->ndim - 1];
@@ -340,6 +342,7 @@ static int l_multinomial(lua_State *L) {
     return luaL_error(L, "multinomial: argument #2 (n) expected at most %I "
                       "samples without replacement (the fewest positive "
                       "weights in a row), got %I", (lua_Integer)positive, n);
+
   int64_t size[2] = { rows, (int64_t)n };
   int ndim = p->ndim;
   sae_tensor *t = l_newtensor(L, SAE_INT64, ndim, ndim == 2 ? size : size + 1,

@@ -1,5 +1,6 @@
 /*
- * random.c: counter-based uniform and normal draws (see random.h).
+ * random.c: counter-based draws: uniform, normal, integers, permutations
+ * and multinomial samples (see random.h).
  */
 #include "random.h"
 

@@ -77,12 +77,13 @@ void rng_randperm(int64_t *out, int64_t n, uint64_t seed, uint64_t base);
  *
  * With replacement, sample j of row r inverts the row's cumulative sum at
  * a uniform from counter base + r*n + j. Without replacement, category c
- * of row r gets the key -log(U)/w with U from counter base + r*k + c, and
- * the n smallest keys win in increasing order; this "exponential race"
- * has the distribution of drawing one category at a time and removing it
- * (Efraimidis and Spirakis, "Weighted random sampling with a reservoir",
- * IPL 2006). The caller checks that n is at most the count of positive
- * weights. Counters used: rows*n with replacement, rows*k without.
+ * of row r gets the key -log(U)/w, an exponential variable with rate w,
+ * with U from counter base + r*k + c. The n smallest keys win in
+ * increasing order. Because the minimum of independent exponentials is
+ * category c with probability w_c / sum(w), and the rest stay
+ * exponential, this matches drawing one category at a time and removing
+ * it. The caller checks that n is at most the count of positive weights.
+ * Counters used: rows*n with replacement, rows*k without.
  * Returns SAE_ENOMEM when the work buffer cannot be allocated. */
 sae_status rng_multinomial(int64_t *out, const float *weights, int64_t rows,
                            int64_t k, int64_t n, int replacement,
