@@ -30,7 +30,8 @@ local function run_with_threads(threads, chunk)
   local f = assert(io.open(path, "w"))
   f:write(chunk)
   f:close()
-  local p = assert(io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. path
+  local p = assert(io.popen("OMP_WAIT_POLICY=passive OMP_NUM_THREADS=" .. threads
+    .. " lua5.4 " .. path
     .. " 2>&1"))
   local out = p:read("a")
   p:close()
