@@ -29,11 +29,35 @@ static void batch_strides(const sae_tensor *t, int nbatch,
 }
 
 
+/* Checks the output tensor at `arg` and pushes it. */
+static sae_tensor *check_out(lua_State *L, const char *fname, int arg,
+                             int ndim, const int64_t *size,
+                             const sae_tensor *a, const sae_tensor *b) {
+  sae_tensor *out = l_checkfloat(L, arg, fname);
+  if (!shape_equal(ndim, size, out->ndim, out->size)
+      || !tensor_is_contiguous(out)) {
+    char want[160], got[160];
+    shape_format(ndim, size, want, sizeof want);
+    luaL_error(L, "%s: argument #%d (out) expected a contiguous tensor of "
+               "shape %s, got %s shape %s", fname, arg, want,
+               tensor_is_contiguous(out) ? "contiguous" : "non-contiguous",
+               l_shapestr(out, got, sizeof got));
+  }
+  if (out->storage == a->storage || out->storage == b->storage)
+    luaL_error(L, "%s: argument #%d (out) expected a tensor that shares no "
+               "storage with the operands, got one that does", fname, arg);
+  lua_pushvalue(L, arg);
+  return out;
+}
+
+
 /* Pushes a @ b with torch.matmul's rules: 1-D operands act as a row
  * (left) or a column (right) vector whose dim is removed from the result,
- * and the dims before the last two broadcast as batch dims. */
+ * and the dims before the last two broadcast as batch dims. With out_arg
+ * > 0 the result goes into the tensor at that argument, which must be
+ * contiguous, of the result's shape and apart from a and b. */
 static int push_matmul(lua_State *L, const char *fname, const sae_tensor *a,
-                       const sae_tensor *b, int naive) {
+                       const sae_tensor *b, int out_arg, int naive) {
   if (a->ndim == 0 || b->ndim == 0)
     return l_shape_error(L, fname, "arguments #1 and #2 expected tensors with"
                          " at least 1 dim", a, b);
@@ -71,7 +95,9 @@ static int push_matmul(lua_State *L, const char *fname, const sae_tensor *a,
   memcpy(size, batch_size, (size_t)nbatch * sizeof *size);
   if (a->ndim >= 2) size[ndim++] = ma.rows;
   if (b->ndim >= 2) size[ndim++] = mb.cols;
-  sae_tensor *out = l_newtensor(L, SAE_FLOAT32, ndim, size, 0);
+  sae_tensor *out = out_arg > 0 ? check_out(L, fname, out_arg, ndim, size,
+                                            a, b)
+                                : l_newtensor(L, SAE_FLOAT32, ndim, size, 0);
   if (naive) {
     linalg_matmul_naive(tensor_f32(out), nbatch, batch_size, &ma, &mb);
     return 1;
@@ -83,11 +109,11 @@ static int push_matmul(lua_State *L, const char *fname, const sae_tensor *a,
 }
 
 
-/* a:matmul(b), sae.matmul(a, b) */
+/* a:matmul(b [, out]), sae.matmul(a, b [, out]) */
 static int l_matmul(lua_State *L) {
   sae_tensor *a = l_checkfloat(L, 1, "matmul");
   sae_tensor *b = l_checkfloat(L, 2, "matmul");
-  return push_matmul(L, "matmul", a, b, 0);
+  return push_matmul(L, "matmul", a, b, lua_isnoneornil(L, 3) ? 0 : 3, 0);
 }
 
 
@@ -95,7 +121,7 @@ static int l_matmul(lua_State *L) {
 static int l_matmul_naive(lua_State *L) {
   sae_tensor *a = l_checkfloat(L, 1, "_matmul_naive");
   sae_tensor *b = l_checkfloat(L, 2, "_matmul_naive");
-  return push_matmul(L, "_matmul_naive", a, b, 1);
+  return push_matmul(L, "_matmul_naive", a, b, 0, 1);
 }
 
 
@@ -116,7 +142,7 @@ static int fixed_rank_product(lua_State *L, const char *fname, int ndim_a,
   sae_tensor *b = l_checkfloat(L, 2, fname);
   check_ndim(L, fname, 1, a, ndim_a);
   check_ndim(L, fname, 2, b, ndim_b);
-  return push_matmul(L, fname, a, b, 0);
+  return push_matmul(L, fname, a, b, 0, 0);
 }
 
 
@@ -141,7 +167,7 @@ static int l_bmm(lua_State *L) {
   if (a->size[0] != b->size[0])
     return l_shape_error(L, "bmm", "arguments #1 and #2 expected equal batch "
                          "sizes", a, b);
-  return push_matmul(L, "bmm", a, b, 0);
+  return push_matmul(L, "bmm", a, b, 0, 0);
 }
 
 
@@ -188,21 +214,23 @@ static int l_bench_clock(lua_State *L) {
 }
 
 
-static int check_bench_int(lua_State *L, int arg, lua_Integer max) {
+static int check_bench_int(lua_State *L, int arg, lua_Integer max,
+                           const char *fname) {
   lua_Integer v = luaL_checkinteger(L, arg);
   if (v < 1 || v > max)
-    return luaL_error(L, "argument #%d expected an integer in [1, %I], got %I",
-                      arg, max, v);
+    return luaL_error(L, "%s: argument #%d expected an integer in [1, %I], "
+                      "got %I", fname, arg, max, v);
   return (int)v;
 }
 
 
-/* _bench_sgemm(m, n, k, reps [, trans_a, trans_b]): fastest call of
- * OpenBLAS's cblas_sgemm in seconds. */
+/* _bench_sgemm(m, n, k, reps [, trans_a, trans_b, batch]): fastest
+ * round of `batch` (default 1) cblas_sgemm calls, in seconds. */
 static int l_bench_sgemm(lua_State *L) {
-  int m = check_bench_int(L, 1, 16384), n = check_bench_int(L, 2, 16384);
-  int k = check_bench_int(L, 3, 16384), reps = check_bench_int(L, 4, 1000);
-  double t = linalg_bench_sgemm(m, n, k, reps, lua_toboolean(L, 5),
+  int m = check_bench_int(L, 1, 16384, "_bench_sgemm"), n = check_bench_int(L, 2, 16384, "_bench_sgemm");
+  int k = check_bench_int(L, 3, 16384, "_bench_sgemm"), reps = check_bench_int(L, 4, 1000, "_bench_sgemm");
+  int batch = lua_isnoneornil(L, 7) ? 1 : check_bench_int(L, 7, 4096, "_bench_sgemm");
+  double t = linalg_bench_sgemm(m, n, k, batch, reps, lua_toboolean(L, 5),
                                 lua_toboolean(L, 6));
   if (t < 0) return luaL_error(L, "_bench_sgemm: out of memory");
   lua_pushnumber(L, t);
@@ -213,8 +241,8 @@ static int l_bench_sgemm(lua_State *L) {
 /* _bench_stream(n, reps, inputs, threads): fastest pass of a plain C
  * loop copying (inputs = 1) or adding (inputs = 2) n floats, in seconds. */
 static int l_bench_stream(lua_State *L) {
-  int n = check_bench_int(L, 1, 1 << 28), reps = check_bench_int(L, 2, 10000);
-  int inputs = check_bench_int(L, 3, 2);
+  int n = check_bench_int(L, 1, 1 << 28, "_bench_stream"), reps = check_bench_int(L, 2, 10000, "_bench_stream");
+  int inputs = check_bench_int(L, 3, 2, "_bench_stream");
   double t = linalg_bench_stream(n, reps, inputs, lua_toboolean(L, 4));
   if (t < 0) return luaL_error(L, "_bench_stream: out of memory");
   lua_pushnumber(L, t);

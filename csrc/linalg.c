@@ -201,24 +201,28 @@ double linalg_clock(void) {
 }
 
 
-double linalg_bench_sgemm(int m, int n, int k, int reps, int trans_a,
-                          int trans_b) {
-  float *a = malloc((size_t)m * (size_t)k * sizeof *a);
-  float *b = malloc((size_t)k * (size_t)n * sizeof *b);
-  float *c = malloc((size_t)m * (size_t)n * sizeof *c);
+double linalg_bench_sgemm(int m, int n, int k, int batch, int reps,
+                          int trans_a, int trans_b) {
+  size_t size_a = (size_t)m * (size_t)k, size_b = (size_t)k * (size_t)n;
+  size_t size_c = (size_t)m * (size_t)n;
+  float *a = malloc(size_a * (size_t)batch * sizeof *a);
+  float *b = malloc(size_b * (size_t)batch * sizeof *b);
+  float *c = malloc(size_c * (size_t)batch * sizeof *c);
   double best = -1.0;
   if (a == NULL || b == NULL || c == NULL) goto done;
-  for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
+  for (size_t i = 0; i < size_a * (size_t)batch; i++)
     a[i] = (float)(i % 13) * 0.01f;
-  for (size_t i = 0; i < (size_t)k * (size_t)n; i++)
+  for (size_t i = 0; i < size_b * (size_t)batch; i++)
     b[i] = (float)(i % 7) * 0.02f;
+  memset(c, 0, size_c * (size_t)batch * sizeof *c);
   CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
   int lda = trans_a ? m : k, ldb = trans_b ? k : n;
   for (int r = 0; r <= reps; r++) {
     double t0 = linalg_clock();
-    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f,
-                c, n);
+    for (int e = 0; e < batch; e++)
+      cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a + size_a * e, lda,
+                  b + size_b * e, ldb, 0.0f, c + size_c * e, n);
     double t = linalg_clock() - t0;
     if (r > 0 && (best < 0 || t < best)) best = t;   /* r = 0 warms up */
   }

@@ -41,12 +41,13 @@ void linalg_matmul_naive(float *out, int nbatch, const int64_t *batch_size,
 
 /* Monotonic wall-clock time in seconds. */
 double linalg_clock(void);
-/* Times cblas_sgemm directly on fresh contiguous m x k and k x n
- * matrices (a or b transposed when trans_a or trans_b is set); returns the
- * fastest of `reps` calls in seconds, after one warm-up call, or a
- * negative value when out of memory. */
-double linalg_bench_sgemm(int m, int n, int k, int reps, int trans_a,
-                          int trans_b);
+/* Times cblas_sgemm called directly on contiguous m x k and k x n
+ * matrices (a or b stored transposed when trans_a or trans_b is set),
+ * `batch` calls in a row over separate matrices. Returns the fastest of
+ * `reps` such rounds in seconds, after one warm-up round, or a negative
+ * value when out of memory. */
+double linalg_bench_sgemm(int m, int n, int k, int batch, int reps,
+                          int trans_a, int trans_b);
 /* Times a plain C loop over n floats: `inputs` = 1 copies a into c,
  * `inputs` = 2 stores a + b into c. With `threads` set the loop is split
  * by OpenMP. Returns the fastest of `reps` passes in seconds, or a

@@ -56,7 +56,7 @@ describe("matmul()", function()
       { 5, 3 })
   end)
 
-  it("handles all four transpose combinations without copies", function()
+  it("handles all four transpose combinations", function()
     local a, b = sae.randn(6, 4, g), sae.randn(4, 5, g)
     local at, bt = sae.randn(4, 6, g):t(), sae.randn(5, 4, g):t()
     for _, case in ipairs({ { a, b }, { at, b }, { a, bt }, { at, bt } }) do
@@ -194,6 +194,21 @@ describe("matmul()", function()
     assert.same({ 0, 3 }, sae.zeros(0, 2):matmul(sae.zeros(2, 3)):shape())
     assert.same({ 4, 0, 2, 5 },
       sae.zeros(4, 0, 2, 3):matmul(sae.zeros(3, 5)):shape())
+  end)
+
+  it("writes into an out tensor", function()
+    local a, b = sae.randn(2, 3, 4, g), sae.randn(4, 5, g)
+    local out = sae.zeros(2, 3, 5)
+    assert.equal(out, a:matmul(b, out))
+    assert_tensor_near(a:matmul(b):totable(), out, { 2, 3, 5 })
+    assert.equal(out, sae.matmul(a, b, out))
+    assert.has_error(function() a:matmul(b, sae.zeros(2, 5, 3)) end,
+      "matmul: argument #3 (out) expected a contiguous tensor of shape [2, 3, 5], got contiguous shape [2, 5, 3]")
+    assert.has_error(function() a:matmul(b, sae.zeros(2, 5, 3):transpose(2, 3)) end,
+      "matmul: argument #3 (out) expected a contiguous tensor of shape [2, 3, 5], got non-contiguous shape [2, 3, 5]")
+    local square = sae.randn(3, 3, g)
+    assert.has_error(function() square:matmul(square, square) end,
+      "matmul: argument #3 (out) expected a tensor that shares no storage with the operands, got one that does")
   end)
 
   it("computes outer products", function()
