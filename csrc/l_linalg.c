@@ -227,9 +227,12 @@ static int check_bench_int(lua_State *L, int arg, lua_Integer max,
 /* _bench_sgemm(m, n, k, reps [, trans_a, trans_b, batch]): fastest
  * round of `batch` (default 1) cblas_sgemm calls, in seconds. */
 static int l_bench_sgemm(lua_State *L) {
-  int m = check_bench_int(L, 1, 16384, "_bench_sgemm"), n = check_bench_int(L, 2, 16384, "_bench_sgemm");
-  int k = check_bench_int(L, 3, 16384, "_bench_sgemm"), reps = check_bench_int(L, 4, 1000, "_bench_sgemm");
-  int batch = lua_isnoneornil(L, 7) ? 1 : check_bench_int(L, 7, 4096, "_bench_sgemm");
+  const char *fname = "_bench_sgemm";
+  int m = check_bench_int(L, 1, 16384, fname);
+  int n = check_bench_int(L, 2, 16384, fname);
+  int k = check_bench_int(L, 3, 16384, fname);
+  int reps = check_bench_int(L, 4, 1000, fname);
+  int batch = lua_isnoneornil(L, 7) ? 1 : check_bench_int(L, 7, 4096, fname);
   double t = linalg_bench_sgemm(m, n, k, batch, reps, lua_toboolean(L, 5),
                                 lua_toboolean(L, 6));
   if (t < 0) return luaL_error(L, "_bench_sgemm: out of memory");
@@ -241,8 +244,10 @@ static int l_bench_sgemm(lua_State *L) {
 /* _bench_stream(n, reps, inputs, threads): fastest pass of a plain C
  * loop copying (inputs = 1) or adding (inputs = 2) n floats, in seconds. */
 static int l_bench_stream(lua_State *L) {
-  int n = check_bench_int(L, 1, 1 << 28, "_bench_stream"), reps = check_bench_int(L, 2, 10000, "_bench_stream");
-  int inputs = check_bench_int(L, 3, 2, "_bench_stream");
+  const char *fname = "_bench_stream";
+  int n = check_bench_int(L, 1, 1 << 28, fname);
+  int reps = check_bench_int(L, 2, 10000, fname);
+  int inputs = check_bench_int(L, 3, 2, fname);
   double t = linalg_bench_stream(n, reps, inputs, lua_toboolean(L, 4));
   if (t < 0) return luaL_error(L, "_bench_stream: out of memory");
   lua_pushnumber(L, t);
