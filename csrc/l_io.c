@@ -47,10 +47,25 @@ static reader_box *push_reader(lua_State *L) {
 }
 
 
+/* The type of the value at idx for messages: its __name (sae.Tensor)
+ * when it has one. */
+static const char *type_name(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  int type = luaL_getmetafield(L, idx, "__name");
+  if (type == LUA_TSTRING) {
+    const char *name = lua_tostring(L, -1);
+    lua_pop(L, 1);    /* the metatable still holds the string */
+    return name;
+  }
+  if (type != LUA_TNIL) lua_pop(L, 1);
+  return luaL_typename(L, idx);
+}
+
+
 static const char *check_path(lua_State *L, int arg, const char *fname) {
   if (lua_type(L, arg) != LUA_TSTRING)
     luaL_error(L, "%s: argument #%d (path) expected a string, got %s", fname,
-               arg, luaL_typename(L, arg));
+               arg, type_name(L, arg));
   return lua_tostring(L, arg);
 }
 
@@ -124,7 +139,7 @@ static int collect_tensors(lua_State *L, int arg, st_item **items_out) {
     if (t == NULL || t->storage == NULL)
       return luaL_error(L, "save: argument #%d (tensors) expected an "
                         "sae.Tensor for '%s', got %s", arg, name,
-                        t == NULL ? luaL_typename(L, -1) : "a closed tensor");
+                        t == NULL ? type_name(L, -1) : "a closed tensor");
     if (!json_utf8_valid(name, len))
       return luaL_error(L, "save: argument #%d (tensors) expected UTF-8 "
                         "names, got an invalid name", arg);
@@ -152,7 +167,7 @@ static int collect_metadata(lua_State *L, int arg, st_pair **pairs_out) {
   }
   if (!lua_istable(L, arg))
     return luaL_error(L, "save: argument #%d (metadata) expected a table of "
-                      "strings, got %s", arg, luaL_typename(L, arg));
+                      "strings, got %s", arg, type_name(L, arg));
   lua_pushnil(L);
   while (lua_next(L, arg)) {
     n++;
@@ -170,7 +185,7 @@ static int collect_metadata(lua_State *L, int arg, st_pair **pairs_out) {
     if (lua_type(L, -1) != LUA_TSTRING)
       return luaL_error(L, "save: argument #%d (metadata) expected a string "
                         "value for '%s', got %s", arg, key,
-                        luaL_typename(L, -1));
+                        type_name(L, -1));
     pairs[i].key = key;
     pairs[i].value = lua_tolstring(L, -1, &pairs[i].value_len);
     if (!json_utf8_valid(key, pairs[i].key_len) ||
@@ -190,7 +205,7 @@ static int l_save(lua_State *L) {
   const char *path = check_path(L, 1, "save");
   if (!lua_istable(L, 2))
     return luaL_error(L, "save: argument #2 (tensors) expected a table of "
-                      "name = sae.Tensor, got %s", luaL_typename(L, 2));
+                      "name = sae.Tensor, got %s", type_name(L, 2));
   lua_settop(L, 3);
   st_item *items = NULL;
   st_pair *meta = NULL;
