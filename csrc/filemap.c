@@ -148,7 +148,10 @@ sae_status io_map_open(io_map *m, const char *path, char *err, size_t errlen) {
   }
   size_t size = (size_t)st.st_size;
   /* Writable but private: in-place ops on views copy the touched pages
-   * and never reach the file, which was opened read-only. */
+   * and never reach the file, which was opened read-only.
+   * NOTE: if another process truncates the file while views of it are
+   * alive, touching the lost pages raises SIGBUS; nothing here guards
+   * against that. */
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   int map_errno = errno;
   close(fd);
@@ -224,30 +227,29 @@ sae_status io_map_tensor(io_map *m, sae_tensor *t, size_t pos, io_elem kind,
 
 sae_status io_writer_open(io_writer *w, const char *path, char *err,
                           size_t errlen) {
-  static const char suffix[] = ".tmp-XXXXXX";
+  static unsigned counter;
   size_t n = strlen(path);
   w->file = NULL;
   w->path = path;
   w->failed = 0;
   w->error = 0;
-  w->tmp_path = malloc(n + sizeof suffix);
+  w->tmp_path = malloc(n + 64);
   if (w->tmp_path == NULL) return SAE_ENOMEM;
-  memcpy(w->tmp_path, path, n);
-  memcpy(w->tmp_path + n, suffix, sizeof suffix);
-  int fd = mkstemp(w->tmp_path);
+  /* O_EXCL with mode 0666 lets the kernel apply the umask, which mkstemp
+   * would not; retry with another name if one is taken. */
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+    snprintf(w->tmp_path, n + 64, "%s.tmp-%ld-%u", path, (long)getpid(),
+             counter++);
+    fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     snprintf(err, errlen, "cannot create %s: %s", w->tmp_path,
              strerror(errno));
     free(w->tmp_path);
     w->tmp_path = NULL;
     return SAE_EIO;
-  }
-  /* mkstemp creates the file with mode 0600; give it the usual mode */
-  mode_t mask = umask(0);
-  umask(mask);
-  if (fchmod(fd, 0666 & ~mask) != 0) {
-    w->failed = 1;
-    w->error = errno;
   }
   w->file = fdopen(fd, "wb");
   if (w->file == NULL) {

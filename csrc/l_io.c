@@ -63,10 +63,15 @@ static const char *type_name(lua_State *L, int idx) {
 
 
 static const char *check_path(lua_State *L, int arg, const char *fname) {
+  size_t len;
   if (lua_type(L, arg) != LUA_TSTRING)
     luaL_error(L, "%s: argument #%d (path) expected a string, got %s", fname,
                arg, type_name(L, arg));
-  return lua_tostring(L, arg);
+  const char *path = lua_tolstring(L, arg, &len);
+  if (strlen(path) != len)
+    luaL_error(L, "%s: argument #%d (path) expected a path, got a string "
+               "with a NUL byte", fname, arg);
+  return path;
 }
 
 

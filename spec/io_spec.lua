@@ -156,6 +156,31 @@ describe("sae.save() and sae.load()", function()
     end)
   end)
 
+  describe("memory", function()
+    it("maps float32 and int64 data instead of copying it", function()
+      local statm = io.open("/proc/self/statm")
+      if not statm then return pending("needs /proc/self/statm (Linux)") end
+      statm:close()
+      local page_size = tonumber(io.popen("getconf PAGESIZE"):read("a"))
+      local function resident_mib()
+        local f = io.open("/proc/self/statm")
+        local _, resident = f:read("n", "n")
+        f:close()
+        return resident * page_size / 2^20
+      end
+      local big = tmppath(".safetensors")
+      sae.save(big, { w = sae.zeros(8, 1024, 1024), ids = sae.zeros(2, 1024, 1024):long() })
+      collectgarbage()
+      collectgarbage()
+      local before = resident_mib()
+      local t = sae.load(big)
+      local grown = resident_mib() - before
+      -- 48 MiB of tensors; a copy would add all of it to the resident set
+      assert.is_true(grown < 8, string.format("resident set grew by %.1f MiB", grown))
+      assert.equal(0, t.w[8][1024][1024])
+    end)
+  end)
+
   describe("file layout", function()
     it("writes the header the format specifies", function()
       local path = tmppath(".safetensors")
@@ -182,6 +207,14 @@ describe("sae.save() and sae.load()", function()
       sae.save(p1, x, { z = "1", y = "2" })
       sae.save(p2, x, { y = "2", z = "1" })
       assert.equal(read_file(p1), read_file(p2))
+    end)
+
+    it("creates files with the usual permissions", function()
+      local path = tmppath()
+      sae.save(path, { x = sae.ones(1) })
+      local mode = io.popen("umask; stat -c %a " .. path):read("a")
+      local umask, perms = mode:match("(%d+)%s+(%d+)")
+      assert.equal(tonumber("666", 8) & ~tonumber(umask, 8), tonumber(perms, 8))
     end)
 
     it("leaves no temporary file behind", function()
@@ -266,6 +299,11 @@ describe("sae.save() and sae.load()", function()
         "load: argument #1 (path) expected a string, got number")
       assert.has_error(function() sae.save(nil, {}) end,
         "save: argument #1 (path) expected a string, got nil")
+    end)
+
+    it("raises on a path with a NUL byte", function()
+      assert.has_error(function() sae.load("a\0b") end,
+        "load: argument #1 (path) expected a path, got a string with a NUL byte")
     end)
 
     it("raises on a tensors argument that is not a table", function()
@@ -437,6 +475,18 @@ describe("sae.save() and sae.load()", function()
         assert_contains(fragment, message)
       end)
     end
+
+    it("copies float32 data that is not 4-byte aligned", function()
+      local path = tmppath(".safetensors")
+      local header = "{" .. entry("a", "U8", { 3 }, 0, 3) .. ","
+        .. entry("b", "F32", { 2 }, 3, 11) .. "," .. entry("c", "I64", { 1 }, 11, 19) .. "}"
+      header = header .. (" "):rep(-(8 + #header) % 8)   -- data starts 8-aligned
+      write_file(path, st_bytes(header, "\1\2\3" .. f32x2 .. string.pack("<i8", -9)))
+      local t = sae.load(path)
+      assert.same({ 1, 2, 3 }, t.a:totable())
+      assert.same({ 1, 2 }, t.b:totable())
+      assert.same({ -9 }, t.c:totable())
+    end)
 
     it("accepts null metadata and unknown keys in entries", function()
       local path = tmppath(".safetensors")
