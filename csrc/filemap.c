@@ -49,8 +49,8 @@ float io_half_to_float(uint16_t h) {
   if (exponent == 0 && mantissa == 0) {
     bits = sign;
   } else if (exponent == 0) {
-    /* subnormal: mantissa * 2^-24; shift the leading 1 up to bit 10 to
-     * get a normal float32 with exponent -15 - shifts + 1 */
+    /* A subnormal is mantissa * 2^-24. Shifting its leading 1 up to bit 10
+     * gives a normal float32 with exponent -14 - shifts (bias 127). */
     int shifts = 0;
     while (!(mantissa & 0x400)) {
       mantissa <<= 1;
@@ -150,7 +150,7 @@ sae_status io_map_open(io_map *m, const char *path, char *err, size_t errlen) {
   /* Writable but private: in-place ops on views copy the touched pages
    * and never reach the file, which was opened read-only.
    * NOTE: if another process truncates the file while views of it are
-   * alive, touching the lost pages raises SIGBUS; nothing here guards
+   * alive, touching the lost pages raises SIGBUS, and nothing here guards
    * against that. */
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   int map_errno = errno;
@@ -236,7 +236,7 @@ sae_status io_writer_open(io_writer *w, const char *path, char *err,
   w->tmp_path = malloc(n + 64);
   if (w->tmp_path == NULL) return SAE_ENOMEM;
   /* O_EXCL with mode 0666 lets the kernel apply the umask, which mkstemp
-   * would not; retry with another name if one is taken. */
+   * would not. A name that is taken is retried with the next counter. */
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     snprintf(w->tmp_path, n + 64, "%s.tmp-%ld-%u", path, (long)getpid(),

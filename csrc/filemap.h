@@ -33,7 +33,7 @@ float io_half_to_float(uint16_t h);
 /* A whole file mapped copy-on-write (MAP_PRIVATE, readable and writable
  * in memory, opened read-only), so tensors can be views of it and
  * in-place changes never reach the file. `storage` owns the mapping and
- * unmaps it when its last reference goes; it is NULL for an empty file. */
+ * unmaps it when its last reference goes. It is NULL for an empty file. */
 typedef struct io_map {
   sae_storage *storage;
   const unsigned char *data;
@@ -41,13 +41,13 @@ typedef struct io_map {
 } io_map;
 
 /* Maps `path`. Returns SAE_EIO with a message when the file cannot be
- * opened, is not a regular file or cannot be mapped; SAE_ENOMEM. */
+ * opened, is not a regular file or cannot be mapped, or SAE_ENOMEM. */
 sae_status io_map_open(io_map *m, const char *path, char *err, size_t errlen);
 /* Drops the reader's reference; views of the mapping keep it alive. */
 void io_map_close(io_map *m);
 
 /* Fills `t` with the numel(size) elements of `kind` at byte `pos` of the
- * mapping; the caller has checked that they lie inside it. The elements
+ * mapping, which the caller has checked lie inside it. The elements
  * are in C order, or column-major (Fortran) order when `fortran` is set.
  * Little-endian F32 and I64 data aligned to its element size becomes a
  * view of the mapping; anything else is converted into new storage. */

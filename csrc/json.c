@@ -146,7 +146,7 @@ static size_t put_utf8(char *out, unsigned cp) {
 }
 
 
-/* Decodes one escape after the backslash into out; returns the bytes
+/* Decodes one escape after the backslash into out and returns the bytes
  * written, or 0 on failure. Every escape is at least 2 raw bytes and
  * writes at most as many bytes as it consumed, so `out` never outruns
  * the raw text. */
@@ -213,8 +213,8 @@ int json_read_string(json_reader *r, char *out, size_t *outlen) {
 }
 
 
-/* Scans a number per the JSON grammar; reports whether it has a sign,
- * fraction or exponent. */
+/* Scans a number per the JSON grammar and reports whether it has a minus
+ * sign and whether it is written as an integer. */
 static int scan_number(json_reader *r, int *negative, int *integral) {
   const char *p = r->pos, *e = r->end;
   *negative = 0;

@@ -28,10 +28,11 @@ void json_init(json_reader *r, const char *text, size_t len);
 /* Skips whitespace and returns the next byte without consuming it, or -1
  * at the end of the text. */
 int json_peek(json_reader *r);
-/* Skips whitespace and consumes `c`; fails naming `context` otherwise. */
+/* Skips whitespace and consumes `c`, or fails naming `context` when the
+ * next byte differs. */
 int json_expect(json_reader *r, char c, const char *context);
-/* Skips whitespace; returns 1 when the next byte is `c` and consumes it,
- * 0 otherwise (not an error). */
+/* Skips whitespace and consumes `c` when it comes next. Returns 1 when it
+ * did and 0 otherwise, which is not a failure. */
 int json_accept(json_reader *r, char c);
 /* Requires that only whitespace remains. */
 int json_expect_end(json_reader *r);
@@ -41,8 +42,8 @@ int json_expect_end(json_reader *r);
  * plus one is always enough). Stores the decoded length (the text may
  * contain NUL through \u0000). */
 int json_read_string(json_reader *r, char *out, size_t *outlen);
-/* Reads a number that must be an integer in [0, INT64_MAX] written
- * without fraction or exponent; `what` names the value in messages. */
+/* Reads an integer in [0, INT64_MAX] written without fraction or
+ * exponent. `what` names the value in messages. */
 int json_read_size(json_reader *r, int64_t *v, const char *what);
 /* Skips one value of any type (strictly checked), nesting at most
  * JSON_MAX_DEPTH deep. */
@@ -50,7 +51,7 @@ int json_skip_value(json_reader *r);
 
 /* Byte offset of the reader in the text (for messages). */
 size_t json_offset(const json_reader *r);
-/* Records a failure at the current offset; returns 0. */
+/* Records a failure at the current offset and returns 0. */
 int json_fail(json_reader *r, const char *what);
 /* True when `s` of length `len` is valid UTF-8 (no surrogates, no
  * overlong forms). */

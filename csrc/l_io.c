@@ -2,9 +2,9 @@
  * l_io.c: Lua bindings for files: sae.save and sae.load (safetensors),
  * sae.load_npy and x:save_npy (NumPy .npy).
  *
- * Failures to open, create or write a file are expected at run time and
- * return nil plus a message, as io.open does; a malformed file or a bad
- * argument raises an error naming the function and the file.
+ * Failures to open, create or write a file are expected at run time, so
+ * they return nil plus a message as io.open does. A malformed file or a
+ * bad argument raises an error naming the function and the file.
  */
 #include <string.h>
 
@@ -54,7 +54,7 @@ static const char *type_name(lua_State *L, int idx) {
   int type = luaL_getmetafield(L, idx, "__name");
   if (type == LUA_TSTRING) {
     const char *name = lua_tostring(L, -1);
-    lua_pop(L, 1);    /* the metatable still holds the string */
+    lua_pop(L, 1);    /* the metatable keeps the string alive */
     return name;
   }
   if (type != LUA_TNIL) lua_pop(L, 1);

@@ -108,7 +108,7 @@ static int read_shape(lexer *x, npy_file *f) {
       x->pos++;
     }
     f->size[f->ndim++] = v;
-    /* (3,) needs the comma; (2, 3) may end without one */
+    /* (3,) needs the comma, but (2, 3) may end without one */
     if (!accept(x, ',')) {
       if (f->ndim == 1) return fail(x, "expected ',' after a 1-tuple size");
       if (!expect(x, ')')) return 0;

@@ -27,9 +27,9 @@ typedef struct npy_file {
 } npy_file;
 
 /* Maps and validates the file at `path`. Returns SAE_EIO when it cannot
- * be opened or mapped, SAE_EFORMAT when it is malformed or holds a type
- * other than bool, float16/32/64 or (unsigned) integers up to 32 bits and
- * int64; `err` then says why. On failure `f` holds nothing to close. */
+ * be opened or mapped, SAE_EFORMAT when it is malformed or contains a type
+ * other than bool, float16/32/64, int8 to int64 or uint8 to uint32, and
+ * writes the reason to `err`. On failure `f` has nothing to close. */
 sae_status npy_open(npy_file *f, const char *path, char *err, size_t errlen);
 /* Makes `t` the array: a view of the mapping for aligned little-endian
  * float32 and int64 data, otherwise a converted copy. A Fortran-order

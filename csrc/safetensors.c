@@ -73,8 +73,8 @@ static int json_failed(parser *p) {
 }
 
 
-/* Reads a string into the string area; `keep` commits it, otherwise the
- * space is reused by the next string. */
+/* Reads a string into the string area. With `keep` the string stays
+ * there, otherwise the next string reuses its space. */
 static int read_string(parser *p, const char **s, size_t *len, int keep) {
   char *out = p->file->strings + p->strings_used;
   *s = out;
@@ -471,7 +471,7 @@ static void put_str(buffer *b, const char *s) {
 }
 
 
-/* Writes s as a JSON string; s is valid UTF-8, so only quotes,
+/* Writes s as a JSON string. s is valid UTF-8, so only quotes,
  * backslashes and control characters need escapes. */
 static void put_json_string(buffer *b, const char *s, size_t n) {
   put(b, "\"", 1);

@@ -6,11 +6,11 @@
  *    "__metadata__": {"key": "value"}}
  * then the data section, where each tensor occupies bytes [b, e).
  *
- * The reader treats the file as hostile: it checks every length, offset
- * and shape against the file before any tensor is touched, requires the
- * tensors to cover the data section exactly (no overlaps, holes or
- * trailing bytes, as the reference implementation does) and rejects
- * duplicate names.
+ * The reader treats the file as hostile. It checks every length, offset
+ * and shape against the file before any tensor is touched, and rejects
+ * duplicate names. The tensors must cover the data section exactly, with
+ * no overlaps, holes or trailing bytes, as Metadata::validate in the
+ * reference Rust implementation (safetensors/src/tensor.rs) requires.
  */
 #ifndef SAE_SAFETENSORS_H
 #define SAE_SAFETENSORS_H
@@ -45,8 +45,8 @@ typedef struct st_file {
 } st_file;
 
 /* Maps and validates the file at `path`. Returns SAE_EIO when it cannot
- * be opened or mapped, SAE_EFORMAT when it is malformed, SAE_ENOMEM; `err`
- * then says why. On failure `f` holds nothing to close. */
+ * be opened or mapped, SAE_EFORMAT when it is malformed, or SAE_ENOMEM, and
+ * writes the reason to `err`. On failure `f` has nothing to close. */
 sae_status st_open(st_file *f, const char *path, char *err, size_t errlen);
 /* Makes `t` tensor i of the file: a view of the mapping for aligned F32
  * and I64 data, otherwise a converted copy. */
