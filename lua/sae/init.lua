@@ -18,5 +18,6 @@ require("sae.tensor")(sae, core)
 
 sae.optim = require "sae.optim"
 sae.train = require "sae.train"
+sae.toy = require "sae.toy"
 
 return sae
