@@ -266,6 +266,12 @@ describe("sae.einsum()", function()
             { { "e", "i", "j" }, { "j", "k" } }, { "e", "i", "k" }, { a, b })
     end)
 
+    it("broadcasts ellipsis dims of size 1", function()
+      local a, b = random_tensor({ 2, 1, 3, 4 }), random_tensor({ 5, 4, 2 })
+      check("...ij,...jk->...ik", { { "p", "q", "i", "j" }, { "q", "j", "k" } },
+            { "p", "q", "i", "k" }, { a, b })
+    end)
+
     it("sums ellipsis dims absent from the output", function()
       local a = random_tensor({ 2, 3, 4 })
       check("...j->j", { { "x", "y", "j" } }, { "j" }, { a })
