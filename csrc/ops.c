@@ -366,8 +366,11 @@ DEFINE_UNARY(log_f32, float, log_fast(x))
 DEFINE_UNARY(sqrt_f32, float, sqrtf(x))
 DEFINE_UNARY(relu_f32, float, x < 0.0f ? 0.0f : x)
 DEFINE_UNARY(gelu_f32, float, gelu_exact(x))
+/* The tanh form 0.5 x (1 + tanh(u)) as x sigmoid(2u), the same value
+ * without the cancellation in 1 + tanh(u) for negative u. */
 DEFINE_UNARY(gelu_tanh_f32, float,
-             0.5f * x * (1.0f + tanh_fast(SQRT_2_PI * (x + 0.044715f * x * x * x))))
+             x / (1.0f + exp_fast(-2.0f * SQRT_2_PI
+                                  * (x + 0.044715f * x * x * x))))
 DEFINE_UNARY(sigmoid_f32, float, 1.0f / (1.0f + exp_fast(-x)))
 DEFINE_UNARY(tanh_f32, float, tanh_fast(x))
 DEFINE_UNARY(clamp_f32, float, x < lo ? lo : (x > hi ? hi : x))

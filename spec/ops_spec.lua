@@ -337,6 +337,35 @@ describe("sae.Tensor", function()
     end)
   end)
 
+  describe("PyTorch fixture", function()
+    local fixture = dofile("spec/fixtures/ops.lua").unary
+    local x = sae.tensor(fixture.x)
+    local pos = x:abs() + 0.01
+
+    -- |actual - expected| <= 1e-5 |expected| + 1e-7 at every element
+    local function check(expected, actual)
+      local got = actual:totable()
+      for k, e in ipairs(expected) do
+        assert(math.abs(got[k] - e) <= 1e-5 * math.abs(e) + 1e-7,
+          string.format("element %d: expected %.9g, got %.9g", k, e, got[k]))
+      end
+    end
+
+    it("matches exp, log, sqrt and pow", function()
+      check(fixture.exp, x:exp())
+      check(fixture.log_of_abs, pos:log())
+      check(fixture.sqrt_of_abs, pos:sqrt())
+      check(fixture.pow_abs_1_7, pos:pow(1.7))
+    end)
+
+    it("matches sigmoid, tanh and both gelu forms", function()
+      check(fixture.sigmoid, x:sigmoid())
+      check(fixture.tanh, x:tanh())
+      check(fixture.gelu, x:gelu())
+      check(fixture.gelu_tanh, x:gelu("tanh"))
+    end)
+  end)
+
   describe("where()", function()
     it("selects with broadcasting between tensors and numbers", function()
       local m = rand_int({ 3, 1 }, 0, 1)
