@@ -86,8 +86,14 @@ static int simple_reduce(lua_State *L, reduce_op op, const char *fname) {
 
 
 static int l_sum(lua_State *L) { return simple_reduce(L, REDUCE_SUM, "sum"); }
-static int l_mean(lua_State *L) { return simple_reduce(L, REDUCE_MEAN, "mean"); }
-static int l_prod(lua_State *L) { return simple_reduce(L, REDUCE_PROD, "prod"); }
+static int l_mean(lua_State *L) {
+  return simple_reduce(L, REDUCE_MEAN, "mean");
+}
+
+
+static int l_prod(lua_State *L) {
+  return simple_reduce(L, REDUCE_PROD, "prod");
+}
 static int l_all(lua_State *L) { return simple_reduce(L, REDUCE_ALL, "all"); }
 static int l_any(lua_State *L) { return simple_reduce(L, REDUCE_ANY, "any"); }
 

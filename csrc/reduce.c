@@ -1,7 +1,7 @@
 /*
  * reduce.c: reductions, cumsum and sort (see reduce.h).
  *
- * A reduction over dim d sees x as lines: one line per element of the
+ * A reduction over dim d treats x as lines: one line per element of the
  * output, running along d. Lines are split across OpenMP threads when
  * there are several; a single long line (a full reduction) is cut into
  * blocks that the threads share.
@@ -13,8 +13,7 @@
 #include <stdlib.h>
 
 
-/* Lines shorter than this many elements times the line count stay on one
- * thread. */
+/* Reductions over fewer elements than this stay on one thread. */
 #define REDUCE_PARALLEL_MIN 32768
 /* A line is cut into blocks of this size (more for lines longer than
  * REDUCE_MAX_BLOCKS blocks). */
@@ -181,8 +180,9 @@ static line_value block_pass(line_kind kind, const float *p, int64_t n,
 }
 
 
-/* One pass over a whole line, in fixed blocks so that the rounding does
- * not depend on the thread count; blocks go to threads when `parallel`. */
+/* Makes one pass over a whole line in fixed blocks, so that the rounding
+ * does not depend on the thread count. Blocks go to threads when
+ * `parallel`. */
 static line_value line_blocked(line_kind kind, const float *p, int64_t n,
                                int64_t s, double param, int parallel) {
   int64_t block = REDUCE_BLOCK;

@@ -32,10 +32,10 @@ void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
 /* out (contiguous, x's shape) = running sums of x along dim. */
 void reduce_cumsum(sae_tensor *out, const sae_tensor *x, int dim);
 
-/* Sorts each line of x along dim (stable; NaN counts as larger than any
- * number) and writes the first k elements of each sorted line into
- * `values` and their 1-based positions into `indices`; both are contiguous
- * with x's shape except size k in dim. Fails only when out of memory. */
+/* Sorts each line of x along dim, stably, with NaN larger than any
+ * number. Writes the first k elements of each sorted line into `values`
+ * and their 1-based positions into `indices`, both contiguous with x's
+ * shape except size k in dim. Fails only when out of memory. */
 sae_status reduce_sort(sae_tensor *values, sae_tensor *indices,
                        const sae_tensor *x, int dim, int descending,
                        int64_t k);

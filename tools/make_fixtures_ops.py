@@ -6,12 +6,12 @@ Run from the repository root with Debian's python3-torch:
     /usr/bin/python3 tools/make_fixtures_ops.py
 
 Every input is stored next to its outputs, so the specs never rely on
-matching random number generators. Inputs are float32; the math
-functions are evaluated in float64 on those float32 values (PyTorch's
-float32 gelu loses precision for x below about -3, because it forms
-1 + erf(z)), and reductions both in float32 (as PyTorch users see them)
-and float64. Dims and indices are written 1-based, as the Lua API takes
-them.
+matching random number generators. Inputs are float32. The math functions
+are evaluated in float64 on those float32 values, because PyTorch's
+float32 gelu forms 1 + erf(z) and so loses precision for x below about -3.
+The million-element sums are given in float32 (as PyTorch users see them)
+and in float64. Dims and indices are written 1-based, as the Lua API
+takes them.
 """
 
 import torch
