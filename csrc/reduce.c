@@ -52,7 +52,13 @@ static double line_sum(const float *p, int64_t n, int64_t s) {
 
 static double line_abspow(const float *p, int64_t n, int64_t s, double pw) {
   double acc = 0;
-  if (pw == 2) {
+  if (pw == 2 && s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) acc += (double)p[i] * p[i];
+  } else if (pw == 1 && s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) acc += fabsf(p[i]);
+  } else if (pw == 2) {
     for (int64_t i = 0; i < n; i++) {
       double v = p[i * s];
       acc += v * v;
@@ -68,9 +74,17 @@ static double line_abspow(const float *p, int64_t n, int64_t s, double pw) {
 
 static double line_sqdev(const float *p, int64_t n, int64_t s, double mean) {
   double acc = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = p[i * s] - mean;
-    acc += d * d;
+  if (s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) {
+      double d = p[i] - mean;
+      acc += d * d;
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      double d = p[i * s] - mean;
+      acc += d * d;
+    }
   }
   return acc;
 }
