@@ -425,6 +425,43 @@ void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
 }
 
 
+void reduce_i64(reduce_op op, sae_tensor *out, sae_tensor *indices,
+                const sae_tensor *x, int dim) {
+  outer_dims o;
+  int64_t nlines, n, s;
+  line_geometry(x, dim, &o, &nlines, &n, &s);
+  const int64_t *px = tensor_i64(x);
+  int64_t *po = tensor_i64(out);
+  int64_t *pi = indices != NULL ? tensor_i64(indices) : NULL;
+  int big = nlines * n >= REDUCE_PARALLEL_MIN && nlines > 1
+            && !omp_in_parallel();
+  #pragma omp parallel for schedule(static) if (big)
+  for (int64_t j = 0; j < nlines; j++) {
+    const int64_t *p = px + outer_offset(&o, j);
+    int64_t at = 0;
+    /* sums and products wrap around through uint64_t, as int64 ops do */
+    uint64_t acc = op == REDUCE_PROD ? 1 : 0;
+    if (op == REDUCE_SUM) {
+      for (int64_t i = 0; i < n; i++) acc += (uint64_t)p[i * s];
+    } else if (op == REDUCE_PROD) {
+      for (int64_t i = 0; i < n; i++) acc *= (uint64_t)p[i * s];
+    } else {
+      int64_t best = n > 0 ? p[0] : 0;
+      for (int64_t i = 1; i < n; i++) {
+        int64_t v = p[i * s];
+        if (op == REDUCE_MAX ? v > best : v < best) {
+          best = v;
+          at = i;
+        }
+      }
+      acc = (uint64_t)best;
+    }
+    po[j] = (int64_t)acc;
+    if (pi != NULL) pi[j] = at + 1;
+  }
+}
+
+
 void reduce_cumsum(sae_tensor *out, const sae_tensor *x, int dim) {
   outer_dims ox, oo;
   int64_t nlines, n, s;

@@ -29,6 +29,12 @@ typedef enum {
 void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
             const sae_tensor *x, int dim);
 
+/* The int64 forms of REDUCE_SUM, REDUCE_PROD, REDUCE_MAX and REDUCE_MIN,
+ * as reduce() but with x and out int64. Sums and products wrap around on
+ * overflow. */
+void reduce_i64(reduce_op op, sae_tensor *out, sae_tensor *indices,
+                const sae_tensor *x, int dim);
+
 /* out (contiguous, x's shape) = running sums of x along dim. */
 void reduce_cumsum(sae_tensor *out, const sae_tensor *x, int dim);
 

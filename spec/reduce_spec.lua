@@ -380,6 +380,26 @@ describe("sae.Tensor", function()
     end)
   end)
 
+  describe("int64 reductions", function()
+    it("sum, prod, max and min stay int64 and exact", function()
+      local big = math.maxinteger - 10
+      local x = sae.tensor({ { big, 3, -4 }, { 5, big, 6 } }, "int64")
+      assert.equal("int64", x:sum():dtype())
+      -- Lua integers wrap around like the int64 kernels
+      assert.same({ big - 1, big + 11 }, x:sum(2):totable())
+      assert.same({ big + 5, 3 + big, 2 }, x:sum(1):totable())
+      local small = sae.tensor({ { 1, 3, -4 }, { 5, 1, 6 } }, "int64")
+      assert.same({ -12, 30 }, small:prod(2):totable())
+      local t = x:transpose()
+      local v, i = t:max(1)
+      assert.same({ big, big }, v:totable())
+      assert.same({ 1, 2 }, i:totable())
+      assert.equal(-4, x:min():item())
+      assert.equal(3, x:argmin():item())
+      assert.same({ { 3, 1 } }, t:argmin(1, true):totable())
+    end)
+  end)
+
   describe("all() and any()", function()
     it("test for nonzero elements", function()
       local x = sae.tensor({ { 1, 0 }, { 2, 3 } })
@@ -454,9 +474,13 @@ describe("sae.Tensor", function()
         "cumsum: argument #2 (dim) expected an integer, got no value")
     end)
 
-    it("reject int64 input", function()
-      assert.has_error(function() sae.tensor({ 1, 2 }, "int64"):sum() end,
-        "sum: argument #1 expected a float32 tensor, got int64")
+    it("reject int64 input to float-only reductions", function()
+      local i = sae.tensor({ 1, 2 }, "int64")
+      assert.has_error(function() i:mean() end,
+        "mean: argument #1 (input) expected a float32 tensor, got int64 "
+        .. "(int64 tensors support sum, prod, max, min, argmax and argmin)")
+      assert.has_error(function() i:norm() end,
+        "norm: argument #1 expected a float32 tensor, got int64")
     end)
 
     it("reject empty input to max and argmax", function()
