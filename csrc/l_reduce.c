@@ -114,8 +114,19 @@ static int l_any(lua_State *L) { return simple_reduce(L, REDUCE_ANY, "any"); }
 
 
 /* max(x) gives a 0-d tensor; max(x, dim [, keepdim]) gives values and
- * 1-based int64 indices. */
+ * 1-based int64 indices; max(x, other) with a tensor `other` is
+ * maximum(x, other), as in PyTorch. */
 static int extreme(lua_State *L, reduce_op op, const char *fname) {
+  l_checktensor(L, 1, fname);
+  if (l_testtensor(L, 2) != NULL) {
+    lua_settop(L, 2);
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, op == REDUCE_MAX ? "maximum" : "minimum");
+    lua_insert(L, 1);
+    lua_pop(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+  }
   sae_tensor *x = check_input(L, op, fname);
   int dim = l_optdim(L, 2, x->ndim, fname, -1);
   int keepdim = opt_bool(L, 3, fname, "keepdim", 0);

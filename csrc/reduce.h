@@ -1,6 +1,7 @@
 /*
- * reduce.h: reductions of float32 tensors over one dim or over all
- * elements, plus the per-line ops that keep the dim (cumsum, sort, topk).
+ * reduce.h: reductions of float32 tensors (and a few of int64 tensors)
+ * over one dim or over all elements, plus the per-line ops that keep the
+ * dim (cumsum, sort, topk).
  *
  * Sums accumulate in double. A long line is cut into fixed blocks whose
  * partial results are combined in order, so the result does not depend on

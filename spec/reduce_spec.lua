@@ -258,6 +258,16 @@ describe("sae.Tensor", function()
     end)
   end
 
+  describe("max() and min() of two tensors", function()
+    it("are maximum() and minimum()", function()
+      local x, y = sae.tensor({ 1, 5, 3 }), sae.tensor({ { 4 }, { 2 } })
+      assert.same(sae.maximum(x, y):totable(), x:max(y):totable())
+      assert.same(sae.minimum(x, y):totable(), sae.min(x, y):totable())
+      assert.has_error(function() sae.max(5, y) end,
+        "max: argument #1 expected sae.Tensor, got number")
+    end)
+  end)
+
   describe("argmax() and argmin()", function()
     it("give 1-based int64 positions", function()
       local a = rand({ 4, 6 })
