@@ -45,6 +45,54 @@ static void foreach_range(foreach_state *st, sae_iter *it, int64_t lo,
 }
 
 
+/* Side of the square tiles used when an operand is transposed. */
+#define OPS_TILE 16
+
+
+/* Whether some operand walks the innermost dim with a large stride but
+ * the next dim with stride 1 (a transposed operand). Row by row it would
+ * then read one cache line per element, so foreach_tiled covers the two
+ * innermost dims in OPS_TILE x OPS_TILE tiles instead. */
+static int needs_tiles(const sae_iter *it) {
+  if (it->ndim < 2 || it->inner < OPS_TILE || it->size[it->ndim - 2] < OPS_TILE)
+    return 0;
+  for (int k = 0; k < it->nops; k++) {
+    int64_t step = it->step[k], row = it->stride[k][it->ndim - 2];
+    if ((step > OPS_TILE || step < -OPS_TILE) && (row == 1 || row == -1))
+      return 1;
+  }
+  return 0;
+}
+
+
+static void foreach_tiled(foreach_state *st, int threads) {
+  const sae_iter *it = &st->it;
+  int nops = it->nops, d = it->ndim - 2;
+  int64_t rows = it->size[d], cols = it->inner;
+  int64_t tile_rows = (rows + OPS_TILE - 1) / OPS_TILE;
+  int64_t tile_cols = (cols + OPS_TILE - 1) / OPS_TILE;
+  int64_t per_slice = tile_rows * tile_cols;
+  int64_t tiles = iter_runs(it) / rows * per_slice;
+  #pragma omp parallel for schedule(static) num_threads(threads) \
+          if (threads > 1)
+  for (int64_t q = 0; q < tiles; q++) {
+    sae_iter local = *it;
+    iter_seek(&local, q / per_slice * rows);     /* row 0 of the slice */
+    int64_t r0 = q % per_slice / tile_cols * OPS_TILE;
+    int64_t c0 = q % tile_cols * OPS_TILE;
+    int64_t r1 = r0 + OPS_TILE < rows ? r0 + OPS_TILE : rows;
+    int64_t n = c0 + OPS_TILE < cols ? OPS_TILE : cols - c0;
+    for (int64_t r = r0; r < r1; r++) {
+      char *ptr[SAE_ITER_MAX_OPS];
+      for (int k = 0; k < nops; k++)
+        ptr[k] = st->base[k] + (local.ptr[k] + r * local.stride[k][d]
+                                + c0 * local.step[k]) * (int64_t)st->esize[k];
+      st->fn(st->ctx, n, ptr, local.step);
+    }
+  }
+}
+
+
 void ops_foreach(int ndim, const int64_t *size, int nops,
                  const int64_t *const *strides, char *const *base,
                  const size_t *esize, ops_piece_fn fn, const void *ctx) {
@@ -55,6 +103,10 @@ void ops_foreach(int ndim, const int64_t *size, int nops,
   int threads = 1;
   if (total >= OPS_PARALLEL_MIN && !omp_in_parallel())
     threads = omp_get_max_threads();
+  if (needs_tiles(&st.it)) {
+    foreach_tiled(&st, threads);
+    return;
+  }
   if (threads <= 1) {
     foreach_range(&st, &st.it, 0, total);
     return;
@@ -310,9 +362,10 @@ static inline float log_fast(float x) {
  * It uses the Chebyshev fit erfc(a) = t exp(-a^2 + P(t)), t = 1 / (1 + a/2),
  * that Numerical Recipes (Press et al.) calls erfcc and gives a fractional
  * error below 1.2e-7. This float32 version stays within 4.3e-7 of
- * double-precision erfc (measured on [0, 12] in steps of 1e-5). exp(-a^2) and
- * exp(P) are taken apart and aa_error is applied to first order, because
- * a rounding error in a^2 near 64 would otherwise cost 1e-5 relative. */
+ * double-precision erfc (measured on [0, 12] in steps of 1e-5). The
+ * rounding errors of a^2 and of P - a^2 are applied to first order,
+ * because an error in an exponent near 64 would otherwise cost 1e-5
+ * relative. */
 static inline float erfc_nonnegative(float a, float aa, float aa_error) {
   float t = 1.0f / (1.0f + 0.5f * a);
   float p = 0.17087277f;
@@ -325,7 +378,12 @@ static inline float erfc_nonnegative(float a, float aa, float aa_error) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  return t * exp_fast(-aa) * exp_fast(p) * (1.0f - aa_error);
+  /* exp(P - a^2) from one exp_fast: the rounding error of P - aa (by
+   * Knuth's TwoSum) and aa_error enter to first order */
+  float sum = p - aa;
+  float back = sum - p;
+  float sum_error = (p - (sum - back)) + (-aa - back);
+  return t * exp_fast(sum) * (1.0f + sum_error - aa_error);
 }
 
 

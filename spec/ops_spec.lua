@@ -196,6 +196,18 @@ describe("sae.Tensor", function()
         sae.tensor(c) + sae.tensor(c))
     end)
 
+    it("tiles transposed operands with partial tiles", function()
+      local a = rand({ 3, 53, 37 })
+      local b = rand({ 37, 1 })
+      local x = sae.tensor(a):transpose(2, 3)      -- [3, 37, 53]
+      local y = sae.tensor(b)
+      assert.tensor_near(ref_binary(x:totable(), b, binary_refs.sub), x - y)
+      local z = sae.tensor(rand({ 3, 37, 53 }))
+      local expected = ref_binary(z:totable(), x:totable(), binary_refs.add)
+      z:add_(x)
+      assert.tensor_near(expected, z)
+    end)
+
     it("scales the other operand by alpha in add and sub", function()
       local a, b = rand({ 4 }), rand({ 4 })
       local x, y = sae.tensor(a), sae.tensor(b)
