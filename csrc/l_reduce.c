@@ -113,9 +113,9 @@ static int l_all(lua_State *L) { return simple_reduce(L, REDUCE_ALL, "all"); }
 static int l_any(lua_State *L) { return simple_reduce(L, REDUCE_ANY, "any"); }
 
 
-/* max(x) gives a 0-d tensor; max(x, dim [, keepdim]) gives values and
- * 1-based int64 indices; max(x, other) with a tensor `other` is
- * maximum(x, other), as in PyTorch. */
+/* max(x) gives a 0-d tensor, and max(x, dim [, keepdim]) gives values and
+ * 1-based int64 indices. As in PyTorch, max(x, other) with a tensor
+ * `other` is maximum(x, other). */
 static int extreme(lua_State *L, reduce_op op, const char *fname) {
   l_checktensor(L, 1, fname);
   if (l_testtensor(L, 2) != NULL) {
