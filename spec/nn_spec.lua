@@ -212,6 +212,14 @@ describe("softmax()", function()
                  x:log_softmax(1))
   end)
 
+  it("matches the reference on a large permuted input", function()
+    -- outer dims that do not merge, split across threads mid-dim
+    local x = random_tensor({ 30, 45, 50 }, 4, 6):permute(2, 3, 1)   -- [45, 50, 30]
+    local xt = x:totable()
+    assert_close(map_rows(xt, 2, ref_softmax_row), x:softmax(2))
+    assert_close(map_rows(xt, 3, ref_log_softmax_row), x:log_softmax(3))
+  end)
+
   it("gives 1 and 0 for a 0-d tensor", function()
     assert.equal(1, sae.tensor(3.5):softmax():item())
     assert.equal(0, sae.tensor(3.5):log_softmax():item())
@@ -786,5 +794,32 @@ describe("cosine_similarity()", function()
     assert.has_error(function()
       sae.cosine_similarity(sae.zeros(2, 3), sae.zeros(3), 3)
     end, "cosine_similarity: argument #3 (dim) expected a dim in [1, 2] (or -2 .. -1), got 3")
+  end)
+end)
+
+
+describe("empty tensors", function()
+  it("give empty results without reading memory", function()
+    assert.same({ 0, 3 }, sae.zeros(0, 3):softmax():shape())
+    assert.same({ 2, 0 }, sae.zeros(2, 0):log_softmax(1):shape())
+    assert.same({ 0, 4 }, sae.layer_norm(sae.zeros(0, 4)):shape())
+    assert.same({ 0 }, sae.cosine_similarity(sae.zeros(0, 4), sae.zeros(4)):shape())
+    assert.same({ 0, 3 }, sae.zeros(5, 3):index_select(1, long({})):shape())
+    assert.same({ 2, 0 }, sae.zeros(2, 3):gather(2, sae.zeros(2, 0, "int64")):shape())
+    local none = sae.cross_entropy(sae.zeros(0, 3), sae.zeros(0, "int64"),
+                                   { reduction = "none" })
+    assert.same({ 0 }, none:shape())
+    local x = sae.ones(2, 2)
+    x:scatter_add_(1, sae.zeros(0, 2, "int64"), sae.zeros(0, 2))
+    assert.same({ { 1, 1 }, { 1, 1 } }, x:totable())
+  end)
+
+  it("give 0 similarity for vectors of length 0", function()
+    assert.same({ 0, 0 }, sae.cosine_similarity(sae.zeros(2, 0), sae.zeros(2, 0)):totable())
+  end)
+
+  it("raise on an index into an empty dim", function()
+    assert.has_error(function() sae.cross_entropy(sae.zeros(1, 0), long({ 1 })) end,
+      "cross_entropy: argument #2 (targets) expected no index into an empty dim, got 1")
   end)
 end)
