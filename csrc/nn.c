@@ -293,16 +293,17 @@ static inline void layer_norm_row(float *y, const float *x, int64_t xs,
     double dv = x[i * xs] - mean;
     sq += dv * dv;
   }
-  float rstd = (float)(1.0 / sqrt(sq / (double)n + eps));
-  float fmean = (float)mean;
+  /* x - mean in double: with a mean far from 0 (say 1000 with a spread
+   * of 0.1) the float difference would lose several digits */
+  double rstd = 1.0 / sqrt(sq / (double)n + eps);
   if (weight != NULL && bias != NULL) {
     #pragma omp simd
     for (int64_t i = 0; i < n; i++)
-      y[i] = (x[i * xs] - fmean) * rstd * weight[i] + bias[i];
+      y[i] = (float)((x[i * xs] - mean) * rstd) * weight[i] + bias[i];
     return;
   }
   for (int64_t i = 0; i < n; i++) {
-    float v = (x[i * xs] - fmean) * rstd;
+    float v = (float)((x[i * xs] - mean) * rstd);
     if (weight != NULL) v *= weight[i];
     if (bias != NULL) v += bias[i];
     y[i] = v;

@@ -449,6 +449,15 @@ describe("layer_norm()", function()
                  sae.layer_norm(x, 1, w), 1e-5, 1e-5)
   end)
 
+  it("stays accurate with a large mean", function()
+    local values = random_values(4 * 256, 46, 0.1)
+    for i, v in ipairs(values) do values[i] = v + 1000 end
+    local x = sae.tensor(nest(values, { 4, 256 }))
+    -- the reference reads the float32-rounded input, so only the kernel's
+    -- own rounding counts
+    assert_close(ref_layer_norm(x:totable(), 1), sae.layer_norm(x), 1e-5, 1e-5)
+  end)
+
   it("gives the bias for a constant row", function()
     local x = sae.tensor({ { 1e4, 1e4, 1e4 }, { -2, -2, -2 } })
     local out = sae.layer_norm(x, 1, nil, sae.tensor({ 1, 2, 3 }))
