@@ -104,6 +104,28 @@ static inline void cursor_next(const sae_iter *it, outer_cursor *c) {
 }
 
 
+/* Rows per block in the blocked loops below. A block is a run of rows
+ * that are neighbours along the innermost outer dim, so when that dim has
+ * stride 1 the block's elements at one row position are adjacent. */
+#define NN_BLOCK 64
+
+
+/* Returns how many rows from the cursor's row on stay in its innermost
+ * outer run, capped at `limit`. */
+static inline int64_t cursor_block(const sae_iter *it, const outer_cursor *c,
+                                   int64_t limit) {
+  int last = it->ndim - 1;
+  int64_t left = it->size[last] - c->index[last];
+  return left < limit ? left : limit;
+}
+
+
+static inline void cursor_skip(const sae_iter *it, outer_cursor *c,
+                               int64_t count) {
+  for (int64_t i = 0; i < count; i++) cursor_next(it, c);
+}
+
+
 int64_t nn_block_stride(const sae_tensor *t, int lo) {
   int64_t step = -1, expect = 0;
   for (int d = t->ndim - 1; d >= lo; d--) {
@@ -200,7 +222,59 @@ static inline void log_softmax_row(float *y, int64_t ys, const float *x,
 }
 
 
-void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int log) {
+/* Softmax or log-softmax of `block` rows at once, for rows whose own
+ * elements are far apart (stride xs) but whose neighbours in the block are
+ * adjacent (stride 1), as in a transposed tensor. Every pass then reads
+ * memory in order and the inner loops over the block vectorise. */
+static void softmax_block(float *y, int64_t ys, int64_t yb, const float *x,
+                          int64_t xs, int64_t n, int64_t block, int take_log) {
+  float m[NN_BLOCK], part[NN_BLOCK], scale[NN_BLOCK], values[NN_BLOCK];
+  double sum[NN_BLOCK];
+  for (int64_t b = 0; b < block; b++) {
+    m[b] = -INFINITY;
+    sum[b] = 0.0;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = x + i * xs;
+    #pragma omp simd
+    for (int64_t b = 0; b < block; b++) m[b] = row[b] > m[b] ? row[b] : m[b];
+  }
+
+  /* float partial sums over 256 positions (which vectorise), added up in
+   * double, as row_sum_exp does */
+  for (int64_t start = 0; start < n; start += 256) {
+    int64_t stop = n - start < 256 ? n : start + 256;
+    for (int64_t b = 0; b < block; b++) part[b] = 0.0f;
+    for (int64_t i = start; i < stop; i++) {
+      const float *row = x + i * xs;
+      #pragma omp simd
+      for (int64_t b = 0; b < block; b++) part[b] += exp_nonpositive(row[b] - m[b]);
+    }
+    for (int64_t b = 0; b < block; b++) sum[b] += part[b];
+  }
+  for (int64_t b = 0; b < block; b++)
+    scale[b] = take_log ? (float)-log(sum[b]) : (float)(1.0 / sum[b]);
+
+  /* each position goes through `values`, so the arithmetic vectorises
+   * even though the stores to y are strided */
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = x + i * xs;
+    if (take_log) {
+      #pragma omp simd
+      for (int64_t b = 0; b < block; b++) values[b] = (row[b] - m[b]) + scale[b];
+    } else {
+      #pragma omp simd
+      for (int64_t b = 0; b < block; b++)
+        values[b] = exp_nonpositive(row[b] - m[b]) * scale[b];
+    }
+    float *out = y + i * ys;
+    for (int64_t b = 0; b < block; b++) out[b * yb] = values[b];
+  }
+}
+
+
+void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim,
+                int take_log) {
   /* x, out: [..., n at dim, ...] */
   int64_t numel = tensor_numel(x);
   if (numel == 0) return;
@@ -209,6 +283,8 @@ void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int log) {
   outer_init(&it, x->ndim, x->size, dim, dim + 1, 2, strides);
   int64_t rows = outer_rows(&it), n = x->size[dim];
   int64_t xs = x->stride[dim], ys = out->stride[dim];
+  int64_t xb = it.stride[0][it.ndim - 1], yb = it.stride[1][it.ndim - 1];
+  int blocked = xs != 1 && xb == 1;
   const float *xp = tensor_f32(x);
   float *yp = tensor_f32(out);
 
@@ -217,17 +293,23 @@ void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int log) {
     outer_cursor c;
     int64_t r, end;
     cursor_start(&it, rows, &c, &r, &end);
-    for (; r < end; r++, cursor_next(&it, &c)) {
+    while (r < end) {
       float *y = yp + c.off[1];
-      const float *x = xp + c.off[0];
-      /* the unit-stride calls get their own vectorised copies */
-      if (xs == 1 && ys == 1) {
-        if (log) log_softmax_row(y, 1, x, 1, n);
-        else softmax_row(y, 1, x, 1, n);
+      const float *row = xp + c.off[0];
+      int64_t block = 1;
+      if (blocked) {
+        block = cursor_block(&it, &c, end - r < NN_BLOCK ? end - r : NN_BLOCK);
+        softmax_block(y, ys, yb, row, xs, n, block, take_log);
+      } else if (xs == 1 && ys == 1) {
+        /* the unit-stride calls get their own vectorised copies */
+        if (take_log) log_softmax_row(y, 1, row, 1, n);
+        else softmax_row(y, 1, row, 1, n);
       } else {
-        if (log) log_softmax_row(y, ys, x, xs, n);
-        else softmax_row(y, ys, x, xs, n);
+        if (take_log) log_softmax_row(y, ys, row, xs, n);
+        else softmax_row(y, ys, row, xs, n);
       }
+      r += block;
+      cursor_skip(&it, &c, block);
     }
   }
 }
@@ -419,9 +501,22 @@ void nn_index_select(sae_tensor *out, const sae_tensor *x, int dim,
   }
 
   /* Otherwise each (outer row, j) pair copies one block of the inner dims,
-   * e.g. one embedding vector; tensor_copy handles strided blocks. */
+   * e.g. one embedding vector: with memcpy when the block is contiguous in
+   * x (out always is), else with tensor_copy. */
   outer_init(&it, dim, x->size, dim, dim, 2, strides);
   int64_t rows = outer_rows(&it);
+  if (nn_block_stride(x, dim + 1) == 1) {
+    size_t bytes = (size_t)shape_numel(x->ndim - dim - 1, x->size + dim + 1)
+                   * esize;
+    #pragma omp parallel for schedule(static) if (numel >= NN_PARALLEL_MIN)
+    for (int64_t p = 0; p < rows * n; p++) {
+      int64_t off[2], r = p / n, j = p % n;
+      outer_offsets(&it, r, off);
+      memcpy(yp + (off[1] + j * out->stride[dim]) * esize,
+             xp + (off[0] + (index[j] - 1) * xs) * esize, bytes);
+    }
+    return;
+  }
   sae_tensor xblock = *x, yblock = *out;   /* unowned views */
   for (int d = 0; d <= dim; d++) xblock.size[d] = yblock.size[d] = 1;
 
@@ -439,7 +534,9 @@ void nn_index_select(sae_tensor *out, const sae_tensor *x, int dim,
 
 void nn_gather(sae_tensor *out, const sae_tensor *x, int dim,
                const sae_tensor *index) {
-  /* index, out: [..., m at dim, ...]; x: same ndim, any size at dim */
+  /* index, out: [..., m at dim, ...]; x: same ndim, any size at dim.
+   * Rows go in blocks of neighbours (see NN_BLOCK), so when dim is not
+   * the innermost dim the inner loop still walks memory in order. */
   int64_t numel = tensor_numel(index);
   if (numel == 0) return;
   const int64_t *strides[3] = { x->stride, index->stride, out->stride };
@@ -448,6 +545,9 @@ void nn_gather(sae_tensor *out, const sae_tensor *x, int dim,
   int64_t rows = outer_rows(&it), m = index->size[dim];
   int64_t xs = x->stride[dim], is = index->stride[dim];
   int64_t ys = out->stride[dim];
+  int last = it.ndim - 1;
+  int64_t xb = it.stride[0][last], ib = it.stride[1][last];
+  int64_t yb = it.stride[2][last];
   const int64_t *ip = tensor_i64(index);
   int is_float = x->dtype == SAE_FLOAT32;
 
@@ -456,17 +556,25 @@ void nn_gather(sae_tensor *out, const sae_tensor *x, int dim,
     outer_cursor c;
     int64_t r, end;
     cursor_start(&it, rows, &c, &r, &end);
-    for (; r < end; r++, cursor_next(&it, &c)) {
+    while (r < end) {
+      int64_t block = cursor_block(&it, &c, end - r);
       const int64_t *idx = ip + c.off[1];
-      if (is_float) {
-        const float *src = tensor_f32(x) + c.off[0];
-        float *dst = tensor_f32(out) + c.off[2];
-        for (int64_t j = 0; j < m; j++) dst[j * ys] = src[(idx[j * is] - 1) * xs];
-      } else {
-        const int64_t *src = tensor_i64(x) + c.off[0];
-        int64_t *dst = tensor_i64(out) + c.off[2];
-        for (int64_t j = 0; j < m; j++) dst[j * ys] = src[(idx[j * is] - 1) * xs];
+      for (int64_t j = 0; j < m; j++) {
+        const int64_t *ij = idx + j * is;
+        if (is_float) {
+          const float *src = tensor_f32(x) + c.off[0];
+          float *dst = tensor_f32(out) + c.off[2] + j * ys;
+          for (int64_t b = 0; b < block; b++)
+            dst[b * yb] = src[b * xb + (ij[b * ib] - 1) * xs];
+        } else {
+          const int64_t *src = tensor_i64(x) + c.off[0];
+          int64_t *dst = tensor_i64(out) + c.off[2] + j * ys;
+          for (int64_t b = 0; b < block; b++)
+            dst[b * yb] = src[b * xb + (ij[b * ib] - 1) * xs];
+        }
       }
+      r += block;
+      cursor_skip(&it, &c, block);
     }
   }
 }
@@ -478,8 +586,9 @@ void nn_scatter_add(sae_tensor *x, int dim, const sae_tensor *index,
    * x at least index's size outside dim.
    * Two outer positions differ in a coordinate other than dim, so they
    * write to distinct elements of x (which has no stride-0 dims) and rows
-   * can run on different threads. Within a row the adds keep index order,
-   * so the result does not depend on the thread count. */
+   * can run on different threads. Each element receives its adds in index
+   * order, so the result does not depend on the thread count. Rows go in
+   * blocks of neighbours, as in nn_gather. */
   int64_t numel = tensor_numel(index);
   if (numel == 0) return;
   const int64_t *strides[3] = { x->stride, index->stride, src->stride };
@@ -488,6 +597,9 @@ void nn_scatter_add(sae_tensor *x, int dim, const sae_tensor *index,
   int64_t rows = outer_rows(&it), m = index->size[dim];
   int64_t xs = x->stride[dim], is = index->stride[dim];
   int64_t ss = src->stride[dim];
+  int last = it.ndim - 1;
+  int64_t xb = it.stride[0][last], ib = it.stride[1][last];
+  int64_t sb = it.stride[2][last];
   const int64_t *ip = tensor_i64(index);
   int is_float = x->dtype == SAE_FLOAT32;
 
@@ -496,17 +608,25 @@ void nn_scatter_add(sae_tensor *x, int dim, const sae_tensor *index,
     outer_cursor c;
     int64_t r, end;
     cursor_start(&it, rows, &c, &r, &end);
-    for (; r < end; r++, cursor_next(&it, &c)) {
+    while (r < end) {
+      int64_t block = cursor_block(&it, &c, end - r);
       const int64_t *idx = ip + c.off[1];
-      if (is_float) {
-        float *dst = tensor_f32(x) + c.off[0];
-        const float *s = tensor_f32(src) + c.off[2];
-        for (int64_t j = 0; j < m; j++) dst[(idx[j * is] - 1) * xs] += s[j * ss];
-      } else {
-        int64_t *dst = tensor_i64(x) + c.off[0];
-        const int64_t *s = tensor_i64(src) + c.off[2];
-        for (int64_t j = 0; j < m; j++) dst[(idx[j * is] - 1) * xs] += s[j * ss];
+      for (int64_t j = 0; j < m; j++) {
+        const int64_t *ij = idx + j * is;
+        if (is_float) {
+          float *dst = tensor_f32(x) + c.off[0];
+          const float *src_j = tensor_f32(src) + c.off[2] + j * ss;
+          for (int64_t b = 0; b < block; b++)
+            dst[b * xb + (ij[b * ib] - 1) * xs] += src_j[b * sb];
+        } else {
+          int64_t *dst = tensor_i64(x) + c.off[0];
+          const int64_t *src_j = tensor_i64(src) + c.off[2] + j * ss;
+          for (int64_t b = 0; b < block; b++)
+            dst[b * xb + (ij[b * ib] - 1) * xs] += src_j[b * sb];
+        }
       }
+      r += block;
+      cursor_skip(&it, &c, block);
     }
   }
 }

@@ -16,10 +16,10 @@
 
 #include "tensor.h"
 
-/* Softmax (log_softmax when `log` is set) of x along `dim` into out, which
- * has x's shape. Each row subtracts its max before exp, so logits of any
- * finite size give finite results. */
-void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int log);
+/* Softmax (log_softmax when `take_log` is set) of x along `dim` into out,
+ * which has x's shape. Each row subtracts its max before exp, so logits of
+ * any finite size give finite results. */
+void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int take_log);
 
 /* Cross entropy of each row of logits [..., C] (classes on the last dim):
  * loss[r] = logsumexp(logits[r, :]) - logits[r, target[r] - 1].
