@@ -240,10 +240,10 @@ static void softmax_block(float *y, int64_t ys, int64_t yb, const float *x,
     for (int64_t b = 0; b < block; b++) m[b] = row[b] > m[b] ? row[b] : m[b];
   }
 
-  /* float partial sums over 256 positions (which vectorise), added up in
-   * double, as row_sum_exp does */
-  for (int64_t start = 0; start < n; start += 256) {
-    int64_t stop = n - start < 256 ? n : start + 256;
+  /* float partial sums over 16 positions (which vectorise), added up in
+   * double; each lane of row_sum_exp's vector also sums about 16 terms */
+  for (int64_t start = 0; start < n; start += 16) {
+    int64_t stop = n - start < 16 ? n : start + 16;
     for (int64_t b = 0; b < block; b++) part[b] = 0.0f;
     for (int64_t i = start; i < stop; i++) {
       const float *row = x + i * xs;

@@ -220,6 +220,17 @@ describe("softmax()", function()
     assert_close(map_rows(xt, 3, ref_log_softmax_row), x:log_softmax(3))
   end)
 
+  it("keeps log-probabilities near 0 accurate", function()
+    -- transposed rows take the blocked path; one logit of 13 among values
+    -- in [-5, 5] gives it a log-probability near -0.03, where rounding in
+    -- the sum of exponentials shows as relative error
+    local values = random_values(1000 * 64, 12, 5)
+    for j = 0, 63 do values[j * 64 + j + 1] = 13 end
+    local x = sae.tensor(nest(values, { 1000, 64 })):transpose()   -- [64, 1000]
+    assert_close(map_rows(x:totable(), 2, ref_log_softmax_row), x:log_softmax(),
+                 2e-5, 1e-7)
+  end)
+
   it("gives 1 and 0 for a 0-d tensor", function()
     assert.equal(1, sae.tensor(3.5):softmax():item())
     assert.equal(0, sae.tensor(3.5):log_softmax():item())
