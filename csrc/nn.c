@@ -318,8 +318,8 @@ void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim,
 /* --------------------------------------------------------- cross entropy */
 
 void nn_cross_entropy(float *loss, const sae_tensor *logits,
-                      const int64_t *target, int64_t ignore_index,
-                      double label_smoothing) {
+                      const int64_t *target, const float *weight,
+                      int64_t ignore_index, double label_smoothing) {
   /* logits: [..., C]; target, loss: one entry per row */
   int last = logits->ndim - 1;
   int64_t numel = tensor_numel(logits);
@@ -344,12 +344,18 @@ void nn_cross_entropy(float *loss, const sae_tensor *logits,
       float m = row_max(x, xs, classes);
       double lse = log(xs == 1 ? row_sum_exp(x, 1, classes, m)
                                : row_sum_exp(x, xs, classes, m));
-      double nll = lse - (double)(x[(target[r] - 1) * xs] - m);
+      int64_t t = target[r] - 1;
+      double nll = lse - (double)(x[t * xs] - m);
+      if (weight != NULL) nll *= weight[t];
       if (label_smoothing > 0.0) {
-        /* mean over classes of -log p_c = lse - mean(x - m) */
-        double total = 0.0;
-        for (int64_t i = 0; i < classes; i++) total += x[i * xs] - m;
-        double smooth = lse - total / (double)classes;
+        /* sum over classes of -w_c log p_c = lse * sum(w) - sum(w_c (x_c - m)) */
+        double total = 0.0, wsum = 0.0;
+        for (int64_t i = 0; i < classes; i++) {
+          double wi = weight != NULL ? weight[i] : 1.0;
+          total += wi * (x[i * xs] - m);
+          wsum += wi;
+        }
+        double smooth = (lse * wsum - total) / (double)classes;
         nll = (1.0 - label_smoothing) * nll + label_smoothing * smooth;
       }
       loss[r] = (float)nll;

@@ -277,7 +277,8 @@ describe("cross_entropy()", function()
       local logits = sae.tensor(fixture.cross_entropy_logits[case.logits])
       local opts = { reduction = case.reduction,
                      ignore_index = case.ignore_index,
-                     label_smoothing = case.label_smoothing }
+                     label_smoothing = case.label_smoothing,
+                     weight = case.weight and sae.tensor(case.weight) }
       local out = sae.cross_entropy(logits, long(case.targets), opts)
       if type(case.out) == "number" then
         assert.equal(0, out:dim(), "case " .. i)
@@ -320,6 +321,23 @@ describe("cross_entropy()", function()
     local mean = sae.cross_entropy(logits, long(targets), { ignore_index = 0 })
     assert_close(ref_cross_entropy(logits:totable(), targets, "mean", 0),
                  mean:reshape(1))
+  end)
+
+  it("weights classes like the reference", function()
+    local logits = random_tensor({ 7, 3 }, 10, 2):transpose()    -- [3, 7]
+    local weight = random_tensor({ 7 }, 13, 0.5) + 1
+    local targets = { 7, 2, 2 }
+    local lt, wt = logits:totable(), weight:totable()
+    local losses, sum, divisor = {}, 0, 0
+    for i, row in ipairs(lt) do
+      losses[i] = -wt[targets[i]] * ref_log_softmax_row(row)[targets[i]]
+      sum = sum + losses[i]
+      divisor = divisor + wt[targets[i]]
+    end
+    local opts = { weight = weight, reduction = "none" }
+    assert_close(losses, sae.cross_entropy(logits, long(targets), opts))
+    local mean = sae.cross_entropy(logits, long(targets), { weight = weight })
+    assert.near(sum / divisor, mean:item(), 1e-5 * sum / divisor)
   end)
 
   it("gives NaN when every row is ignored", function()
@@ -384,9 +402,17 @@ describe("cross_entropy()", function()
     end, 'cross_entropy: argument #3 (opts.reduction) expected "none", "sum" '
       .. 'or "mean", got avg')
     assert.has_error(function()
-      sae.cross_entropy(logits, long({ 1, 2 }), { weight = logits })
+      sae.cross_entropy(logits, long({ 1, 2 }), { pos_weight = logits })
     end, "cross_entropy: argument #3 (opts) expected the keys reduction, "
-      .. "ignore_index and label_smoothing, got weight")
+      .. "ignore_index, label_smoothing and weight, got pos_weight")
+    assert.has_error(function()
+      sae.cross_entropy(logits, long({ 1, 2 }), { weight = sae.ones(4) })
+    end, "cross_entropy: argument #3 (opts.weight) expected one weight per "
+      .. "class of the logits, got shapes [2, 5] and [4]")
+    assert.has_error(function()
+      sae.cross_entropy(logits, long({ 1, 2 }), { weight = long({ 1, 1, 1, 1, 1 }) })
+    end, "cross_entropy: argument #3 (opts.weight) expected a float32 "
+      .. "sae.Tensor, got int64")
     assert.has_error(function()
       sae.cross_entropy(logits, long({ 1, 2 }), { label_smoothing = 2 })
     end, "cross_entropy: argument #3 (opts.label_smoothing) expected a number "
