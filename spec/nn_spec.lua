@@ -231,6 +231,22 @@ describe("softmax()", function()
                  2e-5, 1e-7)
   end)
 
+  it("spreads NaN through its row only", function()
+    local nan = 0 / 0
+    local x = sae.tensor({ { 1, nan, 3 }, { 1, 2, 3 } })
+    for _, input in ipairs({ x, x:transpose():contiguous():transpose() }) do
+      for _, out in ipairs({ input:softmax():totable(),
+                             input:log_softmax():totable() }) do
+        for j = 1, 3 do assert.is_true(out[1][j] ~= out[1][j]) end
+        for j = 1, 3 do assert.is_true(out[2][j] == out[2][j]) end
+      end
+    end
+    local loss = sae.cross_entropy(x, long({ 1, 1 }), { reduction = "none" })
+    local values = loss:totable()
+    assert.is_true(values[1] ~= values[1])
+    assert.is_true(values[2] == values[2])
+  end)
+
   it("gives 1 and 0 for a 0-d tensor", function()
     assert.equal(1, sae.tensor(3.5):softmax():item())
     assert.equal(0, sae.tensor(3.5):log_softmax():item())
