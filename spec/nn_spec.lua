@@ -221,9 +221,9 @@ describe("softmax()", function()
   end)
 
   it("keeps log-probabilities near 0 accurate", function()
-    -- transposed rows take the blocked path; one logit of 13 among values
-    -- in [-5, 5] gives it a log-probability near -0.03, where rounding in
-    -- the sum of exponentials shows as relative error
+    -- Transposed rows take the blocked path. One logit of 13 among values
+    -- in [-5, 5] has a log-probability near -0.03, so rounding in the sum
+    -- of exponentials shows there as relative error.
     local values = random_values(1000 * 64, 12, 5)
     for j = 0, 63 do values[j * 64 + j + 1] = 13 end
     local x = sae.tensor(nest(values, { 1000, 64 })):transpose()   -- [64, 1000]
