@@ -348,8 +348,9 @@ static sae_tensor *check_mask(lua_State *L, int arg, const char *fname) {
 }
 
 
-/* sae.where(mask, a, b): a where mask is nonzero, else b; a and b are
- * tensors or numbers; the three broadcast together. */
+/* sae.where(mask, a, b): a where mask is nonzero, else b. a and b are
+ * tensors or numbers, and the three broadcast together. The result is
+ * int64 when a and b are both int64 tensors or integers, as in PyTorch. */
 static int l_where(lua_State *L) {
   operand m, a, b;
   sae_tensor *mask = check_mask(L, 1, "where");

@@ -505,6 +505,19 @@ describe("sae.Tensor", function()
       assert.same({ 0, 1 }, big:lt(math.maxinteger):totable())
     end)
 
+    it("update in place, including masked_fill_", function()
+      local i = sae.tensor({ 1, 2, 3 }, "int64")
+      assert.equal(i, i:add_(1))
+      i:mul_(sae.tensor({ 2, 2, 2 }, "int64"))
+      assert.same({ 4, 6, 8 }, i:totable())
+      i:masked_fill_(i:gt(5), -1)
+      assert.same({ 4, -1, -1 }, i:totable())
+      assert.equal("int64", i:dtype())
+      assert.has_error(function() i:masked_fill_(i:gt(0), 0.5) end,
+        "masked_fill_: argument #3 (value) expected an integer for an int64 "
+        .. "tensor, got 0.5")
+    end)
+
     it("promote to float32 with float operands", function()
       local i = sae.tensor({ 1, 2 }, "int64")
       assert.equal("float32", (i + 0.5):dtype())
