@@ -38,11 +38,22 @@ typedef struct {
 
 /* ------------------------------------------------------------ line passes */
 
+/* Elements summed in float32 before their sum goes into the double
+ * accumulator of line_sum. */
+#define SUM_CHUNK 256
+
+
 static double line_sum(const float *p, int64_t n, int64_t s) {
   double acc = 0;
   if (s == 1) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t i = 0; i < n; i++) acc += p[i];
+    int64_t i = 0;
+    for (; i + SUM_CHUNK <= n; i += SUM_CHUNK) {
+      float chunk = 0;
+      #pragma omp simd reduction(+:chunk)
+      for (int64_t j = 0; j < SUM_CHUNK; j++) chunk += p[i + j];
+      acc += chunk;
+    }
+    for (; i < n; i++) acc += p[i];
   } else {
     for (int64_t i = 0; i < n; i++) acc += p[i * s];
   }
