@@ -3,13 +3,13 @@
  * over one dim or over all elements, plus the per-line ops that keep the
  * dim (cumsum, sort, topk).
  *
- * Sums accumulate in double. The one exception is sum and mean of a
- * contiguous line, which add chunks of 256 elements in float32 first, so
- * that the loop vectorizes; a chunk's rounding error is at most about
- * 20 float32 ulp of its sum of |x|. A long line is cut into fixed blocks
- * whose partial results are combined in order, so the result does not
- * depend on the number of threads. Indices written to int64 tensors are
- * 1-based.
+ * Sums accumulate in double. The one exception is the plain sum of a
+ * contiguous line (in sum, mean, var and std), which adds chunks of 256
+ * elements in float32 first, so that the loop vectorizes. A chunk's
+ * rounding error is at most about 20 float32 ulp of its sum of |x|. A
+ * long line is cut into fixed blocks whose partial results are combined
+ * in order, so the result does not depend on the number of threads.
+ * Indices written to int64 tensors are 1-based.
  */
 #ifndef SAE_REDUCE_H
 #define SAE_REDUCE_H
