@@ -82,10 +82,16 @@ local function matmul_cases()
     run = function() return at:matmul(b) end,
   }
   local ba, bb = sae.randn(64, 128, 128), sae.randn(64, 128, 128)
+  local bout = sae.empty(64, 128, 128)
   cases[#cases + 1] = {
     key = "bmm_64x128", label = "matmul [64,128,128] batched",
     m = 128, n = 128, k = 128, batch = 64, reps = 20,
     run = function() return ba:matmul(bb) end,
+  }
+  cases[#cases + 1] = {
+    label = "matmul [64,128,128] into out",
+    m = 128, n = 128, k = 128, batch = 64, reps = 20,
+    run = function() return ba:matmul(bb, bout) end,
   }
   return cases
 end
