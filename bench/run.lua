@@ -5,10 +5,10 @@
 --   lua5.4 bench/run.lua tensor     only the named parts
 --
 -- A part file returns function(report). report(name, ours, reference,
--- note) prints one row: `ours` and `reference` are seconds per operation
--- (reference may be nil when there is none), the ratio column is
--- reference / ours, so above 1 means we are faster, and `note` is free
--- text such as a throughput. report.section(title) starts a group of rows.
+-- note) prints one row. `ours` and `reference` are seconds per operation,
+-- and reference may be nil when there is none. The ratio column is
+-- reference / ours, so above 1 means we are faster. `note` is free text
+-- such as a throughput. report.section(title) starts a group of rows.
 -- See bench/README.md.
 
 local PARTS = { "tensor", "toy", "sae" }
