@@ -11,7 +11,7 @@
 -- such as a throughput. report.section(title) starts a group of rows.
 -- See bench/README.md.
 
-local PARTS = { "tensor", "toy", "sae" }
+local PARTS = { "tensor", "nn", "toy", "sae" }
 
 local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 
