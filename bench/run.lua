@@ -28,7 +28,7 @@ local report = setmetatable({}, {
     if ours and reference and ours > 0 then
       ratio = string.format("%.2f", reference / ours)
     end
-    print(string.format("  %-34s %12s %12s %7s  %s", name, format_seconds(ours),
+    print(string.format("  %-40s %12s %12s %7s  %s", name, format_seconds(ours),
       format_seconds(reference), ratio, note or ""))
     io.stdout:flush()
   end,
@@ -37,7 +37,7 @@ local report = setmetatable({}, {
 function report.section(title)
   print("")
   print(title)
-  print(string.format("  %-34s %12s %12s %7s  %s", "case", "ours", "reference",
+  print(string.format("  %-40s %12s %12s %7s  %s", "case", "ours", "reference",
     "ratio", "note"))
   io.stdout:flush()
 end
