@@ -79,8 +79,10 @@ void toy_free(toy_model *m) {
   storage_release(m->grads);
   storage_release(m->buffers);
   free(m->scratch);
+  free(m->index_scratch);
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
+  m->index_scratch = NULL;
 }
 
 
@@ -120,49 +122,59 @@ static inline float presence(uint64_t bits) {
 
 
 void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
-  const int64_t I = m->n_instances, F = m->n_features;
+  const int64_t I = m->n_instances, F = m->n_features, IF = I * F;
   const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
-  const int64_t first_free = 2 * (nc + na);
   const int symmetric = m->kind == TOY_COMPUTATION;
   const uint64_t seed = m->generator.seed;
   const uint64_t base = generator_reserve(&m->generator,
-                                          (uint64_t)(batch * I * F));
+                                          (uint64_t)(batch * IF));
   const float *prob = m->feature_probability;
+  const float mag_scale = symmetric ? 2.0f : 1.0f;
+  const float mag_offset = symmetric ? -1.0f : 0.0f;
 
-  #pragma omp parallel for schedule(static) if (batch * I * F > 16384)
-  for (int64_t row = 0; row < batch * I; row++) {
-    const int64_t i = row % I;
-    const uint64_t c0 = base + (uint64_t)(row * F);
-    float *o = out + row * F;
-    const float *p = prob + i * F;
+  #pragma omp parallel for schedule(static) if (batch * IF > 32768)
+  for (int64_t b = 0; b < batch; b++) {
+    const uint64_t c0 = base + (uint64_t)(b * IF);
+    float *o = out + b * IF;
 
-    /* Independent features: the bulk of the work, one hash each. */
+    /* Every element as an independent feature first: one hash each, no
+     * branches, over the whole [I, F] sample so the loop vectorises. */
     #pragma omp simd
-    for (int64_t f = first_free; f < F; f++) {
-      uint64_t bits = rng_bits(seed, c0 + (uint64_t)f);
-      o[f] = presence(bits) < p[f] ? magnitude(bits, symmetric) : 0.0f;
+    for (int64_t e = 0; e < IF; e++) {
+      uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
+      float u = (float)(bits >> 40) * 0x1.0p-24f;
+      float on = (float)(presence(bits) < prob[e]);
+      o[e] = on * (u * mag_scale + mag_offset);
     }
-    /* Correlated pair: both present when the first feature's draw is
-     * below its probability. */
-    for (int64_t k = 0; k < nc; k++) {
-      int64_t f = 2 * k;
-      uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-      uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-      int on = presence(b0) < p[f];
-      o[f] = on ? magnitude(b0, symmetric) : 0.0f;
-      o[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
-    }
-    /* Anticorrelated pair: one of the two is present with probability
-     * 2p (p of the first feature), each half of the time, so each is
-     * present with probability p and never both. */
-    for (int64_t k = 0; k < na; k++) {
-      int64_t f = 2 * (nc + k);
-      uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-      uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-      int on = presence(b0) < 2.0f * p[f];
-      int first = presence(b1) < 0.5f;
-      o[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
-      o[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+    if (nc + na == 0) continue;
+
+    /* Then the pairs are redrawn from the same bits. */
+    for (int64_t i = 0; i < I; i++) {
+      const uint64_t ci = c0 + (uint64_t)(i * F);
+      const float *p = prob + i * F;
+      float *oi = o + i * F;
+      /* Correlated pair: both present when the first feature's draw is
+       * below its probability. */
+      for (int64_t k = 0; k < nc; k++) {
+        int64_t f = 2 * k;
+        uint64_t b0 = rng_bits(seed, ci + (uint64_t)f);
+        uint64_t b1 = rng_bits(seed, ci + (uint64_t)f + 1);
+        int on = presence(b0) < p[f];
+        oi[f] = on ? magnitude(b0, symmetric) : 0.0f;
+        oi[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
+      }
+      /* Anticorrelated pair: one of the two is present with probability
+       * 2p (p of the first feature), each half of the time, so each is
+       * present with probability p and never both. */
+      for (int64_t k = 0; k < na; k++) {
+        int64_t f = 2 * (nc + k);
+        uint64_t b0 = rng_bits(seed, ci + (uint64_t)f);
+        uint64_t b1 = rng_bits(seed, ci + (uint64_t)f + 1);
+        int on = presence(b0) < 2.0f * p[f];
+        int first = presence(b1) < 0.5f;
+        oi[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
+        oi[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+      }
     }
   }
 }
@@ -376,18 +388,34 @@ static double tile_backward(toy_model *m, int64_t i, const float *x,
 }
 
 
-double toy_backward(toy_model *m, const float *x, int64_t batch,
-                    double *inst_loss) {
+/* Grows the float and index scratch to at least the given counts;
+ * returns 0 when out of memory. Allocates only when a model meets a
+ * larger batch or thread count than before. */
+static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
+  if (m->scratch_floats < floats) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)floats * sizeof(float)) != 0) return 0;
+    free(m->scratch);
+    m->scratch = p;
+    m->scratch_floats = floats;
+  }
+  if (m->index_scratch_count < indices) {
+    int32_t *p = realloc(m->index_scratch, (size_t)indices * sizeof(int32_t));
+    if (p == NULL) return 0;
+    m->index_scratch = p;
+    m->index_scratch_count = indices;
+  }
+  return 1;
+}
+
+
+static double tiled_backward(toy_model *m, const float *x, int64_t batch,
+                             double *inst_loss) {
   const int64_t I = m->n_instances, F = m->n_features;
   const int64_t tiles = (batch + TILE - 1) / TILE;
   const int threads = max_threads();
   const int64_t per_thread = tile_floats(m);
-  if (m->scratch_floats < per_thread * threads) {
-    float *s = realloc(m->scratch, (size_t)(per_thread * threads) * sizeof(float));
-    if (s == NULL) return -1.0;
-    m->scratch = s;
-    m->scratch_floats = per_thread * threads;
-  }
+  if (!reserve_scratch(m, per_thread * threads, 0)) return -1.0;
   const float scale = 1.0f / (float)(batch * F);
   double total = 0.0;
 
@@ -406,4 +434,258 @@ double toy_backward(toy_model *m, const float *x, int64_t batch,
     total += mean;
   }
   return total;
+}
+
+
+/* ------------------------------------------------------ per-sample pass */
+
+/* For wider models the backward goes sample by sample and uses sparsity:
+ * the encoder and its gradient touch only the features present in x, the
+ * decoder only the hidden units that are nonzero, and the decoder
+ * gradient and dh only the outputs whose ReLU is open. Rows are padded
+ * to multiples of VL floats so every inner loop is whole vectors.
+ *
+ * Work is split into units (instance, part of the batch) handed out
+ * dynamically, because instances at different feature probabilities
+ * cost very different amounts; each unit accumulates into its own
+ * buffers, which are summed into the gradients at the end. */
+
+#define VL 16
+
+/* VL floats as one value, so accumulators stay in registers (one zmm
+ * with AVX-512, two ymm with AVX2). Rows it reads are 64-byte aligned. */
+typedef float vfloat __attribute__((vector_size(VL * sizeof(float))));
+typedef int32_t vmask __attribute__((vector_size(VL * sizeof(float))));
+
+/* a where keep > 0, else 0 */
+static inline vfloat where_positive(vfloat keep, vfloat a) {
+  const vfloat zero = { 0 };
+  return (vfloat)((vmask)a & (keep > zero));
+}
+
+static inline int64_t pad_vl(int64_t n) { return (n + VL - 1) / VL * VL; }
+
+
+typedef struct sparse_layout {
+  int64_t F, H, Fp, Hp, parts, units;
+  int64_t packed;      /* floats of packed weights per instance */
+  int64_t unit;        /* floats of accumulators per unit */
+  int64_t thread;      /* floats of temporaries per thread */
+  int64_t thread_idx;  /* indices per thread */
+  int two_acc;         /* separate encoder and decoder accumulators */
+} sparse_layout;
+
+
+static sparse_layout sparse_plan(const toy_model *m, int threads) {
+  sparse_layout s;
+  s.F = m->n_features;
+  s.H = m->n_hidden;
+  s.Fp = pad_vl(s.F);
+  s.Hp = pad_vl(s.H);
+  s.parts = threads > 1 ? 2 * threads : 1;
+  s.units = m->n_instances * s.parts;
+  s.two_acc = m->kind == TOY_COMPUTATION;
+  /* enc [F][Hp], drow [F][Hp], dec [H][Fp], bias [Fp], imp2 [Fp] */
+  s.packed = 2 * s.F * s.Hp + s.H * s.Fp + 2 * s.Fp;
+  /* genc [F][Hp] (and gdec [F][Hp]), gdb [Fp], loss [VL] */
+  s.unit = (s.two_acc ? 2 : 1) * s.F * s.Hp + s.Fp + VL;
+  /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
+  s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
+  s.thread_idx = 2 * s.F + s.H;
+  return s;
+}
+
+
+/* Packs instance i's weights: enc[f][k] = W1[k][f], drow[f][k] = D[f][k],
+ * dec[k][f] = D[f][k], with zero padding, plus b_final and
+ * 2 * scale * importance. */
+static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
+                        float scale, float *packed) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp, Hp = s->Hp;
+  float *enc = packed, *drow = enc + F * Hp, *dec = drow + F * Hp;
+  float *bias = dec + H * Fp, *imp2 = bias + Fp;
+  const float *W1 = m->W1 + i * H * F;
+  const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
+  memset(packed, 0, (size_t)s->packed * sizeof(float));
+  for (int64_t k = 0; k < H; k++)
+    for (int64_t f = 0; f < F; f++) {
+      float w = W1[k * F + f];
+      float dw = W2 != NULL ? W2[f * H + k] : w;
+      enc[f * Hp + k] = w;
+      drow[f * Hp + k] = dw;
+      dec[k * Fp + f] = dw;
+    }
+  for (int64_t f = 0; f < F; f++) {
+    bias[f] = m->b_final[i * F + f];
+    imp2[f] = 2.0f * scale * m->importance[i * F + f];
+  }
+}
+
+
+/* Runs samples [b0, b1) of instance i, adding to the unit accumulators;
+ * returns the sum of 2 * scale * importance * error^2. */
+static double sparse_unit(const toy_model *m, const sparse_layout *s,
+                          int64_t i, const float *x, int64_t b0, int64_t b1,
+                          const float *packed, float *acc, float *tmp,
+                          int32_t *idx) {
+  const int64_t I = m->n_instances, F = s->F, H = s->H;
+  const int64_t Fp = s->Fp, Hp = s->Hp;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const int absolute = m->kind == TOY_COMPUTATION;
+  const float *restrict enc = packed, *restrict drow = enc + F * Hp;
+  const float *restrict dec = drow + F * Hp;
+  const float *restrict bias = dec + H * Fp, *restrict imp2 = bias + Fp;
+  float *restrict genc = acc;
+  float *restrict gdec = s->two_acc ? acc + F * Hp : acc;
+  float *restrict gdb = acc + (s->two_acc ? 2 : 1) * F * Hp;
+  float *restrict xpad = tmp, *restrict o = xpad + Fp, *restrict d = o + Fp;
+  float *restrict xval = d + Fp, *restrict dval = xval + Fp;
+  float *restrict h = dval + Fp, *restrict dh = h + Hp, *restrict hval = dh + Hp;
+  int32_t *restrict xidx = idx, *restrict didx = xidx + F;
+  int32_t *restrict hidx = didx + F;
+  double loss = 0.0;
+
+  for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
+  for (int64_t b = b0; b < b1; b++) {
+    const float *xr = x + (b * I + i) * F;
+    int nx = 0, nd = 0, nh = 0;
+    for (int64_t f = 0; f < F; f++) {
+      float v = xr[f];
+      xpad[f] = v;
+      if (v != 0.0f) { xidx[nx] = (int32_t)f; xval[nx] = v; nx++; }
+    }
+
+    /* h = W1 x over the present features only */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      vfloat a = { 0 };
+      for (int j = 0; j < nx; j++)
+        a += xval[j] * *(const vfloat *)(enc + xidx[j] * Hp + c);
+      if (relu_hidden) a = where_positive(a, a);
+      *(vfloat *)(h + c) = a;
+    }
+    for (int64_t k = 0; k < H; k++)
+      if (h[k] != 0.0f) { hidx[nh] = (int32_t)k; hval[nh] = h[k]; nh++; }
+
+    /* o = b_final + D h over the nonzero hidden units */
+    for (int64_t c = 0; c < Fp; c += VL) {
+      vfloat a = *(const vfloat *)(bias + c);
+      for (int j = 0; j < nh; j++)
+        a += hval[j] * *(const vfloat *)(dec + hidx[j] * Fp + c);
+      *(vfloat *)(o + c) = a;
+    }
+
+    /* loss, d = dL/do (zero where the output ReLU is closed), db */
+    float sample_loss = 0.0f;
+    #pragma omp simd reduction(+:sample_loss)
+    for (int64_t f = 0; f < Fp; f++) {
+      float target = absolute ? fabsf(xpad[f]) : xpad[f];
+      float y = o[f] > 0.0f ? o[f] : 0.0f;
+      float e = y - target;
+      float g = o[f] > 0.0f ? imp2[f] * e : 0.0f;
+      sample_loss += imp2[f] * e * e;
+      d[f] = g;
+      gdb[f] += g;
+    }
+    loss += (double)sample_loss;
+    for (int64_t f = 0; f < F; f++)
+      if (d[f] != 0.0f) { didx[nd] = (int32_t)f; dval[nd] = d[f]; nd++; }
+
+    /* dh = D^T d over the open outputs, through the hidden ReLU */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      vfloat a = { 0 };
+      for (int j = 0; j < nd; j++)
+        a += dval[j] * *(const vfloat *)(drow + didx[j] * Hp + c);
+      if (relu_hidden) a = where_positive(*(const vfloat *)(h + c), a);
+      *(vfloat *)(dh + c) = a;
+    }
+
+    /* decoder gradient gdec[f][k] += d[f] h[k], encoder gradient
+     * genc[f][k] += x[f] dh[k] */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      const vfloat hc = *(const vfloat *)(h + c);
+      const vfloat dhc = *(const vfloat *)(dh + c);
+      for (int j = 0; j < nd; j++)
+        *(vfloat *)(gdec + didx[j] * Hp + c) += dval[j] * hc;
+      for (int j = 0; j < nx; j++)
+        *(vfloat *)(genc + xidx[j] * Hp + c) += xval[j] * dhc;
+    }
+  }
+  return loss;
+}
+
+
+static double sparse_backward(toy_model *m, const float *x, int64_t batch,
+                              double *inst_loss) {
+  const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
+  const int threads = max_threads();
+  const sparse_layout s = sparse_plan(m, threads);
+  const float scale = 1.0f / (float)(batch * F);
+  const int64_t packed_total = I * s.packed;
+  const int64_t acc_total = s.units * s.unit;
+  if (!reserve_scratch(m, packed_total + acc_total + threads * s.thread,
+                       threads * s.thread_idx))
+    return -1.0;
+  float *packed = m->scratch, *acc = packed + packed_total;
+  float *tmp = acc + acc_total;
+  double total = 0.0;
+
+  #pragma omp parallel num_threads(threads)
+  {
+    const int tid = thread_id();
+
+    #pragma omp for schedule(static)
+    for (int64_t i = 0; i < I; i++) sparse_pack(m, &s, i, scale, packed + i * s.packed);
+
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < s.units; u++) {
+      int64_t i = u / s.parts, part = u % s.parts;
+      int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
+      float *a = acc + u * s.unit;
+      memset(a, 0, (size_t)s.unit * sizeof(float));
+      double loss = sparse_unit(m, &s, i, x, b0, b1, packed + i * s.packed, a,
+                                tmp + tid * s.thread,
+                                m->index_scratch + tid * s.thread_idx);
+      memcpy(a + s.unit - VL, &loss, sizeof loss);
+    }
+
+    /* Sum the units of each instance into its gradients. */
+    #pragma omp for schedule(static) reduction(+:total)
+    for (int64_t i = 0; i < I; i++) {
+      float *dW1 = m->dW1 + i * H * F;
+      float *dW2 = m->dW2 != NULL ? m->dW2 + i * F * H : NULL;
+      float *db = m->db_final + i * F;
+      double sum = 0.0;
+      for (int64_t part = 0; part < s.parts; part++) {
+        const float *a = acc + (i * s.parts + part) * s.unit;
+        const float *genc = a;
+        const float *gdec = s.two_acc ? a + F * s.Hp : a;
+        const float *gdb = a + (s.two_acc ? 2 : 1) * F * s.Hp;
+        for (int64_t f = 0; f < F; f++) {
+          for (int64_t k = 0; k < H; k++) {
+            dW1[k * F + f] += genc[f * s.Hp + k];
+            if (dW2 != NULL) dW2[f * H + k] += gdec[f * s.Hp + k];
+          }
+          db[f] += gdb[f];
+        }
+        double loss;
+        memcpy(&loss, a + s.unit - VL, sizeof loss);
+        sum += loss;
+      }
+      /* The units summed imp2 * e^2 = 2 * scale * importance * e^2. */
+      double mean = sum / (2.0 * (double)scale) / (double)(batch * F);
+      if (inst_loss != NULL) inst_loss[i] = mean;
+      total += mean;
+    }
+  }
+  return total;
+}
+
+
+double toy_backward(toy_model *m, const float *x, int64_t batch,
+                    double *inst_loss) {
+  /* The batch-vectorised tiles win for tiny models; wider ones gain more
+   * from skipping absent features and closed ReLUs. */
+  if (m->n_features >= 32 && m->n_hidden >= 8)
+    return sparse_backward(m, x, batch, inst_loss);
+  return tiled_backward(m, x, batch, inst_loss);
 }

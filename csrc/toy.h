@@ -38,6 +38,8 @@ typedef struct toy_model {
    * parallel region). */
   float *scratch;
   int64_t scratch_floats;
+  int32_t *index_scratch;
+  int64_t index_scratch_count;
 } toy_model;
 
 /* Allocates the storages and sets the views; parameters are zero and the

@@ -361,6 +361,54 @@ describe("sae.toy", function()
       end)
     end
 
+    for _, kind in ipairs(kinds) do
+      it("matches finite differences on a wide model (" .. kind .. ")", function()
+        -- Wide models take the per-sample pass that skips zeros.
+        local model, x = random_case(kind, 33, 5, 2, 40, 9)
+        local p = params_of(model)
+        local imp = model.importance:totable()
+        local function loss_at()
+          local _, out = naive_forward(kind, p, x)
+          return (naive_loss(kind, imp, out, x))
+        end
+        model:zero_grad()
+        local xt = sae.tensor(x)
+        assert.near(loss_at(), model:backward(xt), 1e-5)
+        local _, out = naive_forward(kind, p, x)
+        local _, per = naive_loss(kind, imp, out, x)
+        assert_near_table(per, model:instance_losses():totable(), 1e-5)
+        local eps = 1e-6
+        for _, entry in ipairs(model:parameters()) do
+          local grad = entry.grad:reshape(-1):totable()
+          local flat_index, checked = 0, 0
+          local function visit(t)
+            for k = 1, #t do
+              if type(t[k]) == "table" then visit(t[k]) else
+                flat_index = flat_index + 1
+                if flat_index % 7 == 1 then
+                  checked = checked + 1
+                  local v = t[k]
+                  t[k] = v + eps
+                  local up = loss_at()
+                  t[k] = v - eps
+                  local down = loss_at()
+                  t[k] = v
+                  local fd = (up - down) / (2 * eps)
+                  if math.abs(fd - grad[flat_index]) > 1e-4 + 1e-3 * math.abs(fd) then
+                    error(string.format("%s[%d]: finite difference %.9g, "
+                      .. "backward %.9g", entry.name, flat_index, fd,
+                      grad[flat_index]))
+                  end
+                end
+              end
+            end
+          end
+          visit(p[entry.name])
+          assert.is_true(checked > 10)
+        end
+      end)
+    end
+
     it("accumulates until zero_grad()", function()
       local model, x = random_case("neuron", 41, 4, 2, 3, 2)
       local xt = sae.tensor(x)
