@@ -587,6 +587,45 @@ describe("sae.toy", function()
     end)
   end)
 
+  describe("5->2 model after training", function()
+    local imp = {}
+    for f = 1, 5 do imp[f] = 0.9 ^ (f - 1) end
+    local m = sae.toy.Model{ n_instances = 2, n_features = 5, n_hidden = 2,
+      feature_probability = sae.tensor({ { 1.0 }, { 0.02 } }),
+      importance = sae.tensor({ imp }), seed = 3 }
+    m:train{ steps = 5000, batch_size = 512, lr = 5e-3, progress = false }
+    local W = m.W:totable()
+
+    local function column(i, f) return W[i][1][f], W[i][2][f] end
+
+    it("places sparse features in a pentagon", function()
+      local angles = {}
+      for f = 1, 5 do
+        local a, b = column(2, f)
+        local norm = math.sqrt(a * a + b * b)
+        assert.is_true(norm > 0.9 and norm < 1.35, "norm " .. norm)
+        angles[f] = math.deg(math.atan(b, a))
+      end
+      table.sort(angles)
+      for f = 1, 5 do
+        local gap = (f == 5 and angles[1] + 360 or angles[f + 1]) - angles[f]
+        assert.near(72, gap, 10)
+      end
+    end)
+
+    it("represents exactly the two most important dense features", function()
+      local a1, b1 = column(1, 1)
+      local a2, b2 = column(1, 2)
+      assert.near(1, math.sqrt(a1 * a1 + b1 * b1), 0.1)
+      assert.near(1, math.sqrt(a2 * a2 + b2 * b2), 0.1)
+      assert.near(0, a1 * a2 + b1 * b2, 0.1)          -- orthogonal
+      for f = 3, 5 do
+        local a, b = column(1, f)
+        assert.is_true(math.sqrt(a * a + b * b) < 0.2)
+      end
+    end)
+  end)
+
   describe("PyTorch fixtures", function()
     local fixture = dofile("spec/fixtures/toy_models.lua")
 
