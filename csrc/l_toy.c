@@ -28,8 +28,6 @@ typedef struct l_toy {
   toy_model m;
   int ready;             /* toy_init succeeded */
   double *inst_loss;     /* [I], the per-instance losses of the last pass */
-  float *batch;          /* training batch buffer, grown on demand */
-  int64_t batch_capacity;
 } l_toy;
 
 static const char *const kind_names[] = { "linear", "neuron", "computation",
@@ -52,9 +50,7 @@ static int toy_gc(lua_State *L) {
   l_toy *t = luaL_checkudata(L, 1, TOY_MT);
   toy_free(&t->m);
   free(t->inst_loss);
-  free(t->batch);
   t->inst_loss = NULL;
-  t->batch = NULL;
   t->ready = 0;
   return 0;
 }
@@ -452,22 +448,17 @@ static int l_backward(lua_State *L) {
 }
 
 
-/* train_step(batch_size) -> loss: zero_grad, a fresh batch from the
- * model's generator (into a buffer the model keeps) and backward. The
- * optimizer step is left to the caller. */
+/* train_step(batch_size) -> loss: zero_grad, then backward on a fresh
+ * batch from the model's generator, drawn inside the pass (the batch
+ * generate_batch would have returned). The optimizer step is left to
+ * the caller. */
 static int l_train_step(lua_State *L) {
   l_toy *t = check_toy(L, 1, "train_step");
   int64_t batch = check_batch_size(L, 2, "train_step");
-  int64_t n = batch * t->m.n_instances * t->m.n_features;
-  if (n > t->batch_capacity) {
-    float *b = realloc(t->batch, (size_t)n * sizeof(float));
-    if (b == NULL) return luaL_error(L, "train_step: out of memory");
-    t->batch = b;
-    t->batch_capacity = n;
-  }
   memset(t->m.grads->data, 0, (size_t)t->m.n_params * sizeof(float));
-  toy_generate_batch(&t->m, t->batch, batch);
-  lua_pushnumber(L, run_backward(L, t, t->batch, batch, "train_step"));
+  double loss = toy_train_backward(&t->m, batch, t->inst_loss);
+  if (loss < 0.0) return luaL_error(L, "train_step: out of memory");
+  lua_pushnumber(L, loss);
   return 1;
 }
 

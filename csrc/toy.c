@@ -80,6 +80,8 @@ void toy_free(toy_model *m) {
   storage_release(m->buffers);
   free(m->scratch);
   free(m->index_scratch);
+  free(m->batch);
+  m->batch = NULL;
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
   m->index_scratch = NULL;
@@ -121,61 +123,91 @@ static inline float presence(uint64_t bits) {
 }
 
 
+/* Counter range of one batch drawn from the model's generator. */
+typedef struct toy_draw {
+  uint64_t seed, base;
+} toy_draw;
+
+
+/* Redraws the pair features of row (b, i), whose counters start at c0,
+ * over the independent values already in `row`. */
+static void draw_pairs(const toy_model *m, uint64_t seed, uint64_t c0,
+                       const float *p, float *row) {
+  const int symmetric = m->kind == TOY_COMPUTATION;
+  const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
+  /* Correlated pair: both present when the first feature's draw is
+   * below its probability. */
+  for (int64_t k = 0; k < nc; k++) {
+    int64_t f = 2 * k;
+    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
+    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
+    int on = presence(b0) < p[f];
+    row[f] = on ? magnitude(b0, symmetric) : 0.0f;
+    row[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
+  }
+  /* Anticorrelated pair: one of the two is present with probability 2p
+   * (p of the first feature), each half of the time, so each is present
+   * with probability p and never both. */
+  for (int64_t k = 0; k < na; k++) {
+    int64_t f = 2 * (nc + k);
+    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
+    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
+    int on = presence(b0) < 2.0f * p[f];
+    int first = presence(b1) < 0.5f;
+    row[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
+    row[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+  }
+}
+
+
+/* Draws n values as independent features: one hash each and no
+ * branches, so the loop vectorises. */
+static inline void draw_independent(const toy_model *m, uint64_t seed,
+                                    uint64_t c0, const float *restrict p,
+                                    int64_t n, float *restrict out) {
+  const int symmetric = m->kind == TOY_COMPUTATION;
+  const float mag_scale = symmetric ? 2.0f : 1.0f;
+  const float mag_offset = symmetric ? -1.0f : 0.0f;
+  #pragma omp simd
+  for (int64_t e = 0; e < n; e++) {
+    uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
+    float u = (float)(bits >> 40) * 0x1.0p-24f;
+    float on = (float)(presence(bits) < p[e]);
+    out[e] = on * (u * mag_scale + mag_offset);
+  }
+}
+
+
+/* Writes row (b, i) of the batch `d` into row [F]; the same values
+ * toy_generate_batch writes for that batch. */
+static void draw_row(const toy_model *m, const toy_draw *d, int64_t b,
+                     int64_t i, float *row) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * F);
+  const float *p = m->feature_probability + i * F;
+  draw_independent(m, d->seed, c0, p, F, row);
+  if (m->n_correlated_pairs + m->n_anticorrelated_pairs > 0)
+    draw_pairs(m, d->seed, c0, p, row);
+}
+
+
 void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
   const int64_t I = m->n_instances, F = m->n_features, IF = I * F;
-  const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
-  const int symmetric = m->kind == TOY_COMPUTATION;
+  const int pairs = m->n_correlated_pairs + m->n_anticorrelated_pairs > 0;
   const uint64_t seed = m->generator.seed;
   const uint64_t base = generator_reserve(&m->generator,
                                           (uint64_t)(batch * IF));
-  const float *prob = m->feature_probability;
-  const float mag_scale = symmetric ? 2.0f : 1.0f;
-  const float mag_offset = symmetric ? -1.0f : 0.0f;
 
   #pragma omp parallel for schedule(static) if (batch * IF > 32768)
   for (int64_t b = 0; b < batch; b++) {
     const uint64_t c0 = base + (uint64_t)(b * IF);
-    float *o = out + b * IF;
-
-    /* Every element as an independent feature first: one hash each, no
-     * branches, over the whole [I, F] sample so the loop vectorises. */
-    #pragma omp simd
-    for (int64_t e = 0; e < IF; e++) {
-      uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
-      float u = (float)(bits >> 40) * 0x1.0p-24f;
-      float on = (float)(presence(bits) < prob[e]);
-      o[e] = on * (u * mag_scale + mag_offset);
-    }
-    if (nc + na == 0) continue;
-
-    /* Then the pairs are redrawn from the same bits. */
-    for (int64_t i = 0; i < I; i++) {
-      const uint64_t ci = c0 + (uint64_t)(i * F);
-      const float *p = prob + i * F;
-      float *oi = o + i * F;
-      /* Correlated pair: both present when the first feature's draw is
-       * below its probability. */
-      for (int64_t k = 0; k < nc; k++) {
-        int64_t f = 2 * k;
-        uint64_t b0 = rng_bits(seed, ci + (uint64_t)f);
-        uint64_t b1 = rng_bits(seed, ci + (uint64_t)f + 1);
-        int on = presence(b0) < p[f];
-        oi[f] = on ? magnitude(b0, symmetric) : 0.0f;
-        oi[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
-      }
-      /* Anticorrelated pair: one of the two is present with probability
-       * 2p (p of the first feature), each half of the time, so each is
-       * present with probability p and never both. */
-      for (int64_t k = 0; k < na; k++) {
-        int64_t f = 2 * (nc + k);
-        uint64_t b0 = rng_bits(seed, ci + (uint64_t)f);
-        uint64_t b1 = rng_bits(seed, ci + (uint64_t)f + 1);
-        int on = presence(b0) < 2.0f * p[f];
-        int first = presence(b1) < 0.5f;
-        oi[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
-        oi[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
-      }
-    }
+    /* The whole [I, F] sample in one loop, which vectorises better than
+     * rows of a few features. */
+    draw_independent(m, seed, c0, m->feature_probability, IF, out + b * IF);
+    if (pairs)
+      for (int64_t i = 0; i < I; i++)
+        draw_pairs(m, seed, c0 + (uint64_t)(i * F),
+                   m->feature_probability + i * F, out + b * IF + i * F);
   }
 }
 
@@ -200,15 +232,17 @@ static inline float decoder_weight(const toy_model *m, const float *W1,
  * input in xt [F][TILE], the hidden activations in h [H][TILE] and the
  * pre-activation output in o [F][TILE]. */
 static void tile_forward(const toy_model *m, int64_t i, const float *x,
-                         int64_t b0, int64_t nt, float *xt, float *h,
-                         float *o) {
+                         const toy_draw *draw, int64_t b0, int64_t nt,
+                         float *xt, float *h, float *o) {
   const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
   const float *W1 = m->W1 + i * H * F;
   const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
   const float *b = m->b_final + i * F;
 
   for (int64_t t = 0; t < nt; t++) {
-    const float *row = x + ((b0 + t) * I + i) * F;
+    const float *row = o;          /* o is free until the decoder runs */
+    if (draw != NULL) draw_row(m, draw, b0 + t, i, o);
+    else row = x + ((b0 + t) * I + i) * F;
     for (int64_t f = 0; f < F; f++) xt[f * TILE + t] = row[f];
   }
   for (int64_t t = nt; t < TILE; t++)
@@ -259,7 +293,7 @@ void toy_forward(const toy_model *m, const float *x, int64_t batch,
         for (int64_t tile = 0; tile < tiles; tile++) {
           int64_t b0 = tile * TILE;
           int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-          tile_forward(m, i, x, b0, nt, xt, h, o);
+          tile_forward(m, i, x, NULL, b0, nt, xt, h, o);
           for (int64_t t = 0; t < nt; t++) {
             int64_t row = (b0 + t) * I + i;
             if (hidden != NULL)
@@ -306,8 +340,8 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
 /* Backward of one tile of instance i, adding to the instance's grads and
  * returning the tile's sum of importance * error^2. */
 static double tile_backward(toy_model *m, int64_t i, const float *x,
-                            int64_t b0, int64_t nt, float scale,
-                            float *scratch) {
+                            const toy_draw *draw, int64_t b0, int64_t nt,
+                            float scale, float *scratch) {
   const int64_t F = m->n_features, H = m->n_hidden;
   const int computation = m->kind == TOY_COMPUTATION;
   const float *W1 = m->W1 + i * H * F;
@@ -321,7 +355,7 @@ static double tile_backward(toy_model *m, int64_t i, const float *x,
   unsigned char active[TILE];
   double loss = 0.0;
 
-  tile_forward(m, i, x, b0, nt, xt, h, o);
+  tile_forward(m, i, x, draw, b0, nt, xt, h, o);
   for (int64_t t = 0; t < TILE; t++) active[t] = t < nt;
 
   /* d[f] = dL/do[f] = 2 * scale * importance * (ReLU(o) - target) where
@@ -409,7 +443,8 @@ static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
 }
 
 
-static double tiled_backward(toy_model *m, const float *x, int64_t batch,
+static double tiled_backward(toy_model *m, const float *x,
+                             const toy_draw *draw, int64_t batch,
                              double *inst_loss) {
   const int64_t I = m->n_instances, F = m->n_features;
   const int64_t tiles = (batch + TILE - 1) / TILE;
@@ -427,7 +462,7 @@ static double tiled_backward(toy_model *m, const float *x, int64_t batch,
     for (int64_t tile = 0; tile < tiles; tile++) {
       int64_t b0 = tile * TILE;
       int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-      sum += tile_backward(m, i, x, b0, nt, scale, scratch);
+      sum += tile_backward(m, i, x, draw, b0, nt, scale, scratch);
     }
     double mean = sum / (double)(batch * F);
     if (inst_loss != NULL) inst_loss[i] = mean;
@@ -464,6 +499,25 @@ static inline vfloat where_positive(vfloat keep, vfloat a) {
 }
 
 static inline int64_t pad_vl(int64_t n) { return (n + VL - 1) / VL * VL; }
+
+
+/* init + sum_j val[j] * rows[idx[j] * stride + c .. + VL], with four
+ * independent accumulators so the FMA latency overlaps. */
+static inline vfloat sum_rows(const float *restrict rows, int64_t stride,
+                              int64_t c, const int32_t *restrict idx,
+                              const float *restrict val, int n, vfloat init) {
+  vfloat a0 = init, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    a0 += val[j] * *(const vfloat *)(rows + idx[j] * stride + c);
+    a1 += val[j + 1] * *(const vfloat *)(rows + idx[j + 1] * stride + c);
+    a2 += val[j + 2] * *(const vfloat *)(rows + idx[j + 2] * stride + c);
+    a3 += val[j + 3] * *(const vfloat *)(rows + idx[j + 3] * stride + c);
+  }
+  for (; j < n; j++)
+    a0 += val[j] * *(const vfloat *)(rows + idx[j] * stride + c);
+  return (a0 + a1) + (a2 + a3);
+}
 
 
 typedef struct sparse_layout {
@@ -525,7 +579,8 @@ static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
 /* Runs samples [b0, b1) of instance i, adding to the unit accumulators;
  * returns the sum of 2 * scale * importance * error^2. */
 static double sparse_unit(const toy_model *m, const sparse_layout *s,
-                          int64_t i, const float *x, int64_t b0, int64_t b1,
+                          int64_t i, const float *x, const toy_draw *draw,
+                          int64_t b0, int64_t b1,
                           const float *packed, float *acc, float *tmp,
                           int32_t *idx) {
   const int64_t I = m->n_instances, F = s->F, H = s->H;
@@ -547,31 +602,37 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
 
   for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
   for (int64_t b = b0; b < b1; b++) {
-    const float *xr = x + (b * I + i) * F;
+    const float *xr = xpad;
     int nx = 0, nd = 0, nh = 0;
+    if (draw != NULL) draw_row(m, draw, b, i, xpad);
+    else xr = x + (b * I + i) * F;
+    /* Compaction without branches: the presence of a feature is random,
+     * so a branch would mispredict often. */
     for (int64_t f = 0; f < F; f++) {
       float v = xr[f];
       xpad[f] = v;
-      if (v != 0.0f) { xidx[nx] = (int32_t)f; xval[nx] = v; nx++; }
+      xidx[nx] = (int32_t)f;
+      xval[nx] = v;
+      nx += v != 0.0f;
     }
 
     /* h = W1 x over the present features only */
     for (int64_t c = 0; c < Hp; c += VL) {
-      vfloat a = { 0 };
-      for (int j = 0; j < nx; j++)
-        a += xval[j] * *(const vfloat *)(enc + xidx[j] * Hp + c);
+      const vfloat zero = { 0 };
+      vfloat a = sum_rows(enc, Hp, c, xidx, xval, nx, zero);
       if (relu_hidden) a = where_positive(a, a);
       *(vfloat *)(h + c) = a;
     }
-    for (int64_t k = 0; k < H; k++)
-      if (h[k] != 0.0f) { hidx[nh] = (int32_t)k; hval[nh] = h[k]; nh++; }
+    for (int64_t k = 0; k < H; k++) {
+      hidx[nh] = (int32_t)k;
+      hval[nh] = h[k];
+      nh += h[k] != 0.0f;
+    }
 
     /* o = b_final + D h over the nonzero hidden units */
     for (int64_t c = 0; c < Fp; c += VL) {
-      vfloat a = *(const vfloat *)(bias + c);
-      for (int j = 0; j < nh; j++)
-        a += hval[j] * *(const vfloat *)(dec + hidx[j] * Fp + c);
-      *(vfloat *)(o + c) = a;
+      *(vfloat *)(o + c) = sum_rows(dec, Fp, c, hidx, hval, nh,
+                                    *(const vfloat *)(bias + c));
     }
 
     /* loss, d = dL/do (zero where the output ReLU is closed), db */
@@ -587,14 +648,16 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
       gdb[f] += g;
     }
     loss += (double)sample_loss;
-    for (int64_t f = 0; f < F; f++)
-      if (d[f] != 0.0f) { didx[nd] = (int32_t)f; dval[nd] = d[f]; nd++; }
+    for (int64_t f = 0; f < F; f++) {
+      didx[nd] = (int32_t)f;
+      dval[nd] = d[f];
+      nd += d[f] != 0.0f;
+    }
 
     /* dh = D^T d over the open outputs, through the hidden ReLU */
     for (int64_t c = 0; c < Hp; c += VL) {
-      vfloat a = { 0 };
-      for (int j = 0; j < nd; j++)
-        a += dval[j] * *(const vfloat *)(drow + didx[j] * Hp + c);
+      const vfloat zero = { 0 };
+      vfloat a = sum_rows(drow, Hp, c, didx, dval, nd, zero);
       if (relu_hidden) a = where_positive(*(const vfloat *)(h + c), a);
       *(vfloat *)(dh + c) = a;
     }
@@ -614,7 +677,8 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
 }
 
 
-static double sparse_backward(toy_model *m, const float *x, int64_t batch,
+static double sparse_backward(toy_model *m, const float *x,
+                              const toy_draw *draw, int64_t batch,
                               double *inst_loss) {
   const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
   const int threads = max_threads();
@@ -642,7 +706,8 @@ static double sparse_backward(toy_model *m, const float *x, int64_t batch,
       int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
       float *a = acc + u * s.unit;
       memset(a, 0, (size_t)s.unit * sizeof(float));
-      double loss = sparse_unit(m, &s, i, x, b0, b1, packed + i * s.packed, a,
+      double loss = sparse_unit(m, &s, i, x, draw, b0, b1,
+                                packed + i * s.packed, a,
                                 tmp + tid * s.thread,
                                 m->index_scratch + tid * s.thread_idx);
       memcpy(a + s.unit - VL, &loss, sizeof loss);
@@ -681,11 +746,45 @@ static double sparse_backward(toy_model *m, const float *x, int64_t batch,
 }
 
 
+/* The batch-vectorised tiles win for tiny models; wider ones gain more
+ * from skipping absent features and closed ReLUs. */
+static int use_sparse_pass(const toy_model *m) {
+  return m->n_features >= 32 && m->n_hidden >= 8;
+}
+
+
+static double backward(toy_model *m, const float *x, const toy_draw *draw,
+                       int64_t batch, double *inst_loss) {
+  if (use_sparse_pass(m))
+    return sparse_backward(m, x, draw, batch, inst_loss);
+  return tiled_backward(m, x, draw, batch, inst_loss);
+}
+
+
 double toy_backward(toy_model *m, const float *x, int64_t batch,
                     double *inst_loss) {
-  /* The batch-vectorised tiles win for tiny models; wider ones gain more
-   * from skipping absent features and closed ReLUs. */
-  if (m->n_features >= 32 && m->n_hidden >= 8)
-    return sparse_backward(m, x, batch, inst_loss);
-  return tiled_backward(m, x, batch, inst_loss);
+  return backward(m, x, NULL, batch, inst_loss);
+}
+
+
+double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss) {
+  if (!use_sparse_pass(m)) {
+    /* Rows of tiny models are too short to draw one by one; draw the
+     * batch whole into a buffer the model keeps. */
+    int64_t n = batch * m->n_instances * m->n_features;
+    if (m->batch_floats < n) {
+      float *p = realloc(m->batch, (size_t)n * sizeof(float));
+      if (p == NULL) return -1.0;
+      m->batch = p;
+      m->batch_floats = n;
+    }
+    toy_generate_batch(m, m->batch, batch);
+    return tiled_backward(m, m->batch, NULL, batch, inst_loss);
+  }
+  toy_draw draw;
+  draw.seed = m->generator.seed;
+  draw.base = generator_reserve(&m->generator,
+                                (uint64_t)(batch * m->n_instances *
+                                           m->n_features));
+  return backward(m, NULL, &draw, batch, inst_loss);
 }

@@ -409,6 +409,29 @@ describe("sae.toy", function()
       end)
     end
 
+    for _, shape in ipairs({ { 5, 2 }, { 40, 9 } }) do
+      it("train_step() equals backward() on generate_batch() ("
+        .. shape[1] .. " features)", function()
+        for _, kind in ipairs(kinds) do
+          local cfg = { kind = kind, n_instances = 3, n_features = shape[1],
+            n_hidden = shape[2], n_correlated_pairs = 1,
+            n_anticorrelated_pairs = 1, seed = 8,
+            feature_probability = sae.tensor({ { 0.5 }, { 0.2 }, { 0.05 } }) }
+          local a, b = sae.toy.Model(cfg), sae.toy.Model(cfg)
+          local loss_a = a:train_step(70)
+          b:zero_grad()
+          local loss_b = b:backward(b:generate_batch(70))
+          assert.near(loss_b, loss_a, 1e-6 * math.max(1, loss_b))
+          for k, entry in ipairs(a:parameters()) do
+            assert_near_table(b:parameters()[k].grad:totable(),
+              entry.grad:totable(), 1e-6, kind .. " " .. entry.name)
+          end
+          -- both generators moved past the same counters
+          assert.same(a:generate_batch(2):totable(), b:generate_batch(2):totable())
+        end
+      end)
+    end
+
     it("accumulates until zero_grad()", function()
       local model, x = random_case("neuron", 41, 4, 2, 3, 2)
       local xt = sae.tensor(x)
