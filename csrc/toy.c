@@ -2,11 +2,11 @@
  * toy.c: batches, forward pass, loss and fused backward of the toy models
  * (see toy.h).
  *
- * Every pass walks the batch in tiles of TILE samples of one instance,
- * stored transposed ([feature][sample]) so the products with the tiny
- * weight matrices become loops over the tile that the compiler
- * vectorises. Threads split the instances, so each thread owns the
- * gradients of its instances and no reduction is needed.
+ * Two backward passes share the work: narrow models go through tiles of
+ * VL samples held as vectors (see "tile passes"), wider ones sample by
+ * sample, skipping zeros (see "per-sample pass"). Threads split the
+ * instances or parts of the batch, and batches come from the model's
+ * counter-based generator, so results do not depend on the thread count.
  */
 #include "toy.h"
 
@@ -17,8 +17,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-#define TILE 32
 
 
 static int max_threads(void) {
@@ -37,6 +35,24 @@ static int thread_id(void) {
   return 0;
 #endif
 }
+
+
+#define VL 16
+
+/* VL floats as one value, so accumulators stay in registers (one zmm
+ * with AVX-512, two ymm with AVX2). Pointers cast to it are 64-byte
+ * aligned. */
+typedef float vfloat __attribute__((vector_size(VL * sizeof(float))));
+typedef int32_t vmask __attribute__((vector_size(VL * sizeof(float))));
+
+/* a where keep > 0, else 0 */
+static inline vfloat where_positive(vfloat keep, vfloat a) {
+  const vfloat zero = { 0 };
+  return (vfloat)((vmask)a & (keep > zero));
+}
+
+
+static inline int64_t pad_vl(int64_t n) { return (n + VL - 1) / VL * VL; }
 
 
 /* ------------------------------------------------------------ lifecycle */
@@ -80,8 +96,6 @@ void toy_free(toy_model *m) {
   storage_release(m->buffers);
   free(m->scratch);
   free(m->index_scratch);
-  free(m->batch);
-  m->batch = NULL;
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
   m->index_scratch = NULL;
@@ -214,9 +228,17 @@ void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
 
 /* ----------------------------------------------------------- tile passes */
 
-/* Scratch floats one thread needs for a tile. */
-static int64_t tile_floats(const toy_model *m) {
-  return (3 * m->n_features + 2 * m->n_hidden) * TILE;
+/* Models too narrow for the per-sample pass go through the batch in
+ * tiles of VL samples of one instance, one vfloat per feature or hidden
+ * unit, so every product with the tiny weight matrices is a vector
+ * operation over the tile. Gradients are summed lane-wise over all the
+ * tiles of an instance and reduced across lanes once at the end. */
+
+static inline float lane_sum(vfloat v) {
+  float lanes[VL], s = 0.0f;
+  memcpy(lanes, &v, sizeof lanes);
+  for (int l = 0; l < VL; l++) s += lanes[l];
+  return s;
 }
 
 
@@ -228,82 +250,110 @@ static inline float decoder_weight(const toy_model *m, const float *W1,
 }
 
 
-/* Forward of samples b0 .. b0 + nt - 1 of instance i. Leaves the tile
- * input in xt [F][TILE], the hidden activations in h [H][TILE] and the
- * pre-activation output in o [F][TILE]. */
-static void tile_forward(const toy_model *m, int64_t i, const float *x,
-                         const toy_draw *draw, int64_t b0, int64_t nt,
-                         float *xt, float *h, float *o) {
-  const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
+/* Loads samples b0 .. b0 + nt - 1 of instance i into xt [F] (lane t is
+ * sample b0 + t, padding lanes are 0), from x or drawn from `draw` with
+ * the counters toy_generate_batch uses. `row` is scratch for F floats. */
+static void tile_load(const toy_model *m, int64_t i, const float *x,
+                      const toy_draw *draw, int64_t b0, int64_t nt,
+                      vfloat *xt, float *row) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  if (draw == NULL) {
+    for (int64_t f = 0; f < F; f++) {
+      vfloat v = { 0 };
+      for (int64_t t = 0; t < nt; t++) v[t] = x[((b0 + t) * I + i) * F + f];
+      xt[f] = v;
+    }
+    return;
+  }
+  /* Feature f of the tile is one vector of draws whose counters are I*F
+   * apart. */
+  const uint64_t stride = (uint64_t)(I * F);
+  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * F);
+  const float *p = m->feature_probability + i * F;
+  const int symmetric = m->kind == TOY_COMPUTATION;
+  const float mag_scale = symmetric ? 2.0f : 1.0f;
+  const float mag_offset = symmetric ? -1.0f : 0.0f;
+  for (int64_t f = 0; f < F; f++) {
+    const float pf = p[f];
+    float lanes[VL];
+    #pragma omp simd
+    for (int64_t t = 0; t < VL; t++) {
+      uint64_t bits = rng_bits(draw->seed,
+                               c0 + (uint64_t)t * stride + (uint64_t)f);
+      float u = (float)(bits >> 40) * 0x1.0p-24f;
+      float on = (float)(presence(bits) < pf && t < nt);
+      lanes[t] = on * (u * mag_scale + mag_offset);
+    }
+    memcpy(&xt[f], lanes, sizeof lanes);
+  }
+  /* Pairs are redrawn sample by sample, as toy_generate_batch does. */
+  int64_t np = 2 * (m->n_correlated_pairs + m->n_anticorrelated_pairs);
+  for (int64_t t = 0; np > 0 && t < nt; t++) {
+    draw_pairs(m, draw->seed, c0 + (uint64_t)t * stride, p, row);
+    for (int64_t f = 0; f < np; f++) xt[f][t] = row[f];
+  }
+}
+
+
+/* Forward of a loaded tile of instance i: h [H] after its ReLU (if any)
+ * and the output pre-activation o [F]. */
+static void tile_forward(const toy_model *m, int64_t i, const vfloat *xt,
+                         vfloat *h, vfloat *o) {
+  const int64_t F = m->n_features, H = m->n_hidden;
   const float *W1 = m->W1 + i * H * F;
   const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
   const float *b = m->b_final + i * F;
+  const vfloat zero = { 0 };
 
-  for (int64_t t = 0; t < nt; t++) {
-    const float *row = o;          /* o is free until the decoder runs */
-    if (draw != NULL) draw_row(m, draw, b0 + t, i, o);
-    else row = x + ((b0 + t) * I + i) * F;
-    for (int64_t f = 0; f < F; f++) xt[f * TILE + t] = row[f];
-  }
-  for (int64_t t = nt; t < TILE; t++)
-    for (int64_t f = 0; f < F; f++) xt[f * TILE + t] = 0.0f;
-
-  /* h[k] = sum_f W1[k][f] x[f], then ReLU unless linear */
   for (int64_t k = 0; k < H; k++) {
-    float *hk = h + k * TILE;
-    for (int64_t t = 0; t < TILE; t++) hk[t] = 0.0f;
-    for (int64_t f = 0; f < F; f++) {
-      const float w = W1[k * F + f];
-      const float *xf = xt + f * TILE;
-      #pragma omp simd
-      for (int64_t t = 0; t < TILE; t++) hk[t] += w * xf[t];
-    }
-    if (m->kind != TOY_LINEAR)
-      for (int64_t t = 0; t < TILE; t++) hk[t] = hk[t] > 0.0f ? hk[t] : 0.0f;
+    vfloat a = zero;
+    for (int64_t f = 0; f < F; f++) a += W1[k * F + f] * xt[f];
+    h[k] = m->kind == TOY_LINEAR ? a : where_positive(a, a);
   }
-
-  /* o[f] = b[f] + sum_k D[f][k] h[k] */
   for (int64_t f = 0; f < F; f++) {
-    float *of = o + f * TILE;
-    for (int64_t t = 0; t < TILE; t++) of[t] = b[f];
-    for (int64_t k = 0; k < H; k++) {
-      const float w = decoder_weight(m, W1, W2, f, k);
-      const float *hk = h + k * TILE;
-      #pragma omp simd
-      for (int64_t t = 0; t < TILE; t++) of[t] += w * hk[t];
-    }
+    vfloat a = zero + b[f];
+    for (int64_t k = 0; k < H; k++) a += decoder_weight(m, W1, W2, f, k) * h[k];
+    o[f] = a;
   }
+}
+
+
+/* Vectors one thread needs for tiles: xt, o, d [F], h, dh [H], the
+ * lane-wise gradient sums gW1 [H*F], gW2 [F*H], gb [F] and the loss,
+ * and F floats of row scratch (rounded up to vectors). */
+static int64_t tile_vectors(const toy_model *m) {
+  const int64_t F = m->n_features, H = m->n_hidden;
+  return 3 * F + 2 * H + 2 * H * F + F + 1 + (F + VL - 1) / VL;
 }
 
 
 void toy_forward(const toy_model *m, const float *x, int64_t batch,
                  float *hidden, float *out) {
   const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
-  const int64_t tiles = (batch + TILE - 1) / TILE;
+  const int64_t tiles = (batch + VL - 1) / VL;
 
   #pragma omp parallel if (batch * I * F * H > 65536)
   {
-    /* A small stack of tile buffers per thread: forward is not a
-     * training step, so this allocation is allowed. */
-    float *buf = malloc((size_t)((2 * F + H) * TILE) * sizeof(float));
-    if (buf != NULL) {
-      float *xt = buf, *h = buf + F * TILE, *o = h + H * TILE;
+    /* Tile buffers per thread: forward is not a training step, so it may
+     * allocate. */
+    vfloat *buf = NULL;
+    if (posix_memalign((void **)&buf, 64,
+                       (size_t)(2 * F + H) * sizeof(vfloat)) == 0) {
+      vfloat *xt = buf, *o = buf + F, *h = o + F;
       #pragma omp for schedule(static) collapse(2)
       for (int64_t i = 0; i < I; i++) {
         for (int64_t tile = 0; tile < tiles; tile++) {
-          int64_t b0 = tile * TILE;
-          int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-          tile_forward(m, i, x, NULL, b0, nt, xt, h, o);
+          int64_t b0 = tile * VL;
+          int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+          tile_load(m, i, x, NULL, b0, nt, xt, NULL);
+          tile_forward(m, i, xt, h, o);
           for (int64_t t = 0; t < nt; t++) {
-            int64_t row = (b0 + t) * I + i;
+            int64_t r = (b0 + t) * I + i;
             if (hidden != NULL)
-              for (int64_t k = 0; k < H; k++)
-                hidden[row * H + k] = h[k * TILE + t];
+              for (int64_t k = 0; k < H; k++) hidden[r * H + k] = h[k][t];
             if (out != NULL)
-              for (int64_t f = 0; f < F; f++) {
-                float v = o[f * TILE + t];
-                out[row * F + f] = v > 0.0f ? v : 0.0f;
-              }
+              for (int64_t f = 0; f < F; f++)
+                out[r * F + f] = o[f][t] > 0.0f ? o[f][t] : 0.0f;
           }
         }
       }
@@ -337,91 +387,6 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
 }
 
 
-/* Backward of one tile of instance i, adding to the instance's grads and
- * returning the tile's sum of importance * error^2. */
-static double tile_backward(toy_model *m, int64_t i, const float *x,
-                            const toy_draw *draw, int64_t b0, int64_t nt,
-                            float scale, float *scratch) {
-  const int64_t F = m->n_features, H = m->n_hidden;
-  const int computation = m->kind == TOY_COMPUTATION;
-  const float *W1 = m->W1 + i * H * F;
-  const float *W2 = computation ? m->W2 + i * F * H : NULL;
-  const float *imp = m->importance + i * F;
-  float *dW1 = m->dW1 + i * H * F;
-  float *dW2 = computation ? m->dW2 + i * F * H : NULL;
-  float *db = m->db_final + i * F;
-  float *xt = scratch, *o = xt + F * TILE, *d = o + F * TILE;
-  float *h = d + F * TILE, *dh = h + H * TILE;
-  unsigned char active[TILE];
-  double loss = 0.0;
-
-  tile_forward(m, i, x, draw, b0, nt, xt, h, o);
-  for (int64_t t = 0; t < TILE; t++) active[t] = t < nt;
-
-  /* d[f] = dL/do[f] = 2 * scale * importance * (ReLU(o) - target) where
-   * o > 0, else 0; padding samples give 0. */
-  for (int64_t f = 0; f < F; f++) {
-    const float w = 2.0f * scale * imp[f];
-    float *of = o + f * TILE, *df = d + f * TILE;
-    const float *xf = xt + f * TILE;
-    float acc = 0.0f, gb = 0.0f;
-    #pragma omp simd reduction(+:acc, gb)
-    for (int64_t t = 0; t < TILE; t++) {
-      float target = computation ? fabsf(xf[t]) : xf[t];
-      float y = of[t] > 0.0f ? of[t] : 0.0f;
-      float e = active[t] ? y - target : 0.0f;
-      float g = of[t] > 0.0f ? w * e : 0.0f;
-      acc += e * e;
-      df[t] = g;
-      gb += g;
-    }
-    loss += (double)imp[f] * (double)acc;
-    db[f] += gb;
-  }
-
-  /* Decoder gradient dD[f][k] += sum_t d[f][t] h[k][t], and
-   * dh[k] = sum_f D[f][k] d[f]. */
-  for (int64_t k = 0; k < H; k++)
-    for (int64_t t = 0; t < TILE; t++) dh[k * TILE + t] = 0.0f;
-  for (int64_t f = 0; f < F; f++) {
-    const float *df = d + f * TILE;
-    int any = 0;
-    for (int64_t t = 0; t < TILE; t++) any |= df[t] != 0.0f;
-    if (!any) continue;            /* feature off in the whole tile */
-    for (int64_t k = 0; k < H; k++) {
-      const float *hk = h + k * TILE;
-      float *dhk = dh + k * TILE;
-      const float w = decoder_weight(m, W1, W2, f, k);
-      float s = 0.0f;
-      #pragma omp simd reduction(+:s)
-      for (int64_t t = 0; t < TILE; t++) {
-        s += df[t] * hk[t];
-        dhk[t] += w * df[t];
-      }
-      if (computation) dW2[f * H + k] += s;
-      else dW1[k * F + f] += s;
-    }
-  }
-
-  /* Through the hidden ReLU, then the encoder gradient
-   * dW1[k][f] += sum_t dh[k][t] x[f][t]. */
-  for (int64_t k = 0; k < H; k++) {
-    float *dhk = dh + k * TILE;
-    const float *hk = h + k * TILE;
-    if (m->kind != TOY_LINEAR)
-      for (int64_t t = 0; t < TILE; t++) dhk[t] = hk[t] > 0.0f ? dhk[t] : 0.0f;
-    for (int64_t f = 0; f < F; f++) {
-      const float *xf = xt + f * TILE;
-      float s = 0.0f;
-      #pragma omp simd reduction(+:s)
-      for (int64_t t = 0; t < TILE; t++) s += dhk[t] * xf[t];
-      dW1[k * F + f] += s;
-    }
-  }
-  return loss;
-}
-
-
 /* Grows the float and index scratch to at least the given counts;
  * returns 0 when out of memory. Allocates only when a model meets a
  * larger batch or thread count than before. */
@@ -443,27 +408,87 @@ static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
 }
 
 
+/* Backward of all tiles of instance i: adds the gradients to the model's
+ * and returns the sum of importance * error^2. */
+static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
+                                     const toy_draw *draw, int64_t batch,
+                                     vfloat *scratch) {
+  const int64_t F = m->n_features, H = m->n_hidden;
+  const int computation = m->kind == TOY_COMPUTATION;
+  const float *W1 = m->W1 + i * H * F;
+  const float *W2 = computation ? m->W2 + i * F * H : NULL;
+  const float *imp = m->importance + i * F;
+  const float scale2 = 2.0f / (float)(batch * F);
+  const vfloat zero = { 0 };
+  vfloat *xt = scratch, *o = xt + F, *d = o + F, *h = d + F, *dh = h + H;
+  vfloat *gW1 = dh + H, *gW2 = gW1 + H * F, *gb = gW2 + F * H;
+  vfloat *loss = gb + F;
+  float *row = (float *)(loss + 1);
+  vfloat lane_index;
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+
+  for (int64_t k = 0; k < 2 * H * F + F + 1; k++) gW1[k] = zero;
+  for (int64_t b0 = 0; b0 < batch; b0 += VL) {
+    const int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+    tile_load(m, i, x, draw, b0, nt, xt, row);
+    tile_forward(m, i, xt, h, o);
+
+    /* d = dL/do: 2 / (B F) * importance * (ReLU(o) - target) where o > 0,
+     * zero in padding lanes */
+    for (int64_t f = 0; f < F; f++) {
+      vfloat target = xt[f];
+      if (computation) target = (vfloat)((vmask)target & 0x7fffffff);  /* |x| */
+      vfloat y = where_positive(o[f], o[f]);
+      vfloat e = (y - target) * active;
+      *loss += imp[f] * e * e;
+      d[f] = where_positive(o[f], (imp[f] * scale2) * e);
+      gb[f] += d[f];
+    }
+
+    /* decoder gradient and dh = D^T d */
+    for (int64_t k = 0; k < H; k++) dh[k] = zero;
+    for (int64_t f = 0; f < F; f++)
+      for (int64_t k = 0; k < H; k++) {
+        const float w = decoder_weight(m, W1, W2, f, k);
+        if (computation) gW2[f * H + k] += d[f] * h[k];
+        else gW1[k * F + f] += d[f] * h[k];
+        dh[k] += w * d[f];
+      }
+
+    /* through the hidden ReLU, then the encoder gradient */
+    for (int64_t k = 0; k < H; k++) {
+      vfloat g = m->kind == TOY_LINEAR ? dh[k] : where_positive(h[k], dh[k]);
+      for (int64_t f = 0; f < F; f++) gW1[k * F + f] += g * xt[f];
+    }
+  }
+
+  float *dW1 = m->dW1 + i * H * F, *db = m->db_final + i * F;
+  for (int64_t k = 0; k < H * F; k++) dW1[k] += lane_sum(gW1[k]);
+  if (computation) {
+    float *dW2 = m->dW2 + i * F * H;
+    for (int64_t k = 0; k < F * H; k++) dW2[k] += lane_sum(gW2[k]);
+  }
+  for (int64_t f = 0; f < F; f++) db[f] += lane_sum(gb[f]);
+  return (double)lane_sum(*loss);
+}
+
+
 static double tiled_backward(toy_model *m, const float *x,
                              const toy_draw *draw, int64_t batch,
                              double *inst_loss) {
   const int64_t I = m->n_instances, F = m->n_features;
-  const int64_t tiles = (batch + TILE - 1) / TILE;
   const int threads = max_threads();
-  const int64_t per_thread = tile_floats(m);
-  if (!reserve_scratch(m, per_thread * threads, 0)) return -1.0;
-  const float scale = 1.0f / (float)(batch * F);
+  const int64_t per_thread = tile_vectors(m);
+  if (!reserve_scratch(m, per_thread * threads * VL, 0)) return -1.0;
   double total = 0.0;
 
   #pragma omp parallel for schedule(static) reduction(+:total) \
     num_threads(threads) if (batch * I * F * m->n_hidden > 16384)
   for (int64_t i = 0; i < I; i++) {
-    float *scratch = m->scratch + per_thread * thread_id();
-    double sum = 0.0;
-    for (int64_t tile = 0; tile < tiles; tile++) {
-      int64_t b0 = tile * TILE;
-      int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-      sum += tile_backward(m, i, x, draw, b0, nt, scale, scratch);
-    }
+    vfloat *scratch = (vfloat *)m->scratch + per_thread * thread_id();
+    double sum = tile_instance_backward(m, i, x, draw, batch, scratch);
     double mean = sum / (double)(batch * F);
     if (inst_loss != NULL) inst_loss[i] = mean;
     total += mean;
@@ -485,20 +510,6 @@ static double tiled_backward(toy_model *m, const float *x,
  * cost very different amounts; each unit accumulates into its own
  * buffers, which are summed into the gradients at the end. */
 
-#define VL 16
-
-/* VL floats as one value, so accumulators stay in registers (one zmm
- * with AVX-512, two ymm with AVX2). Rows it reads are 64-byte aligned. */
-typedef float vfloat __attribute__((vector_size(VL * sizeof(float))));
-typedef int32_t vmask __attribute__((vector_size(VL * sizeof(float))));
-
-/* a where keep > 0, else 0 */
-static inline vfloat where_positive(vfloat keep, vfloat a) {
-  const vfloat zero = { 0 };
-  return (vfloat)((vmask)a & (keep > zero));
-}
-
-static inline int64_t pad_vl(int64_t n) { return (n + VL - 1) / VL * VL; }
 
 
 /* init + sum_j val[j] * rows[idx[j] * stride + c .. + VL], with four
@@ -768,19 +779,6 @@ double toy_backward(toy_model *m, const float *x, int64_t batch,
 
 
 double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss) {
-  if (!use_sparse_pass(m)) {
-    /* Rows of tiny models are too short to draw one by one; draw the
-     * batch whole into a buffer the model keeps. */
-    int64_t n = batch * m->n_instances * m->n_features;
-    if (m->batch_floats < n) {
-      float *p = realloc(m->batch, (size_t)n * sizeof(float));
-      if (p == NULL) return -1.0;
-      m->batch = p;
-      m->batch_floats = n;
-    }
-    toy_generate_batch(m, m->batch, batch);
-    return tiled_backward(m, m->batch, NULL, batch, inst_loss);
-  }
   toy_draw draw;
   draw.seed = m->generator.seed;
   draw.base = generator_reserve(&m->generator,

@@ -40,8 +40,6 @@ typedef struct toy_model {
   int64_t scratch_floats;
   int32_t *index_scratch;
   int64_t index_scratch_count;
-  float *batch;                  /* batch buffer of toy_train_backward */
-  int64_t batch_floats;
 } toy_model;
 
 /* Allocates the storages and sets the views; parameters are zero and the
