@@ -77,13 +77,24 @@ local function reference_times(steps)
 end
 
 
+-- Returns the 1-minute load average, which the timings depend on: both
+-- libraries run 2 threads on a 2-core machine.
+local function load_average()
+  local f = io.open("/proc/loadavg")
+  if f == nil then return "unknown" end
+  local text = f:read("l") or ""
+  f:close()
+  return text:match("^(%S+)") or "unknown"
+end
+
+
 return function(report)
   local reference, message = reference_times(STEPS)
   for _, w in ipairs(workloads()) do
     local ours = time_steps(w.model, STEPS, 1024)
     local ref = reference and reference[w.name]
-    local note = string.format("per training step incl. Adam; target >= %dx",
-      w.target)
+    local note = string.format("per training step incl. Adam; target >= %dx;"
+      .. " load average %s", w.target, load_average())
     if ref == nil then note = note .. "; " .. (message or "no reference") end
     report(w.name, ours, ref, note)
   end

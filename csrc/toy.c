@@ -484,7 +484,9 @@ static double tiled_backward(toy_model *m, const float *x,
   if (!reserve_scratch(m, per_thread * threads * VL, 0)) return -1.0;
   double total = 0.0;
 
-  #pragma omp parallel for schedule(static) reduction(+:total) \
+  /* Dynamic: a thread that the OS preempts does not hold back the
+   * instances it would have been given. */
+  #pragma omp parallel for schedule(dynamic, 1) reduction(+:total) \
     num_threads(threads) if (batch * I * F * m->n_hidden > 16384)
   for (int64_t i = 0; i < I; i++) {
     vfloat *scratch = (vfloat *)m->scratch + per_thread * thread_id();
