@@ -1,9 +1,9 @@
 -- Toy-model training speed against PyTorch (bench/toy_ref.py).
 --
--- Returns function(report); report(name, ours_seconds, reference_seconds,
--- note) is called once per workload with the seconds per training step
--- (batch generation, forward, loss, backward and an Adam step) of this
--- library and of the PyTorch reference run with 2 threads.
+-- Returns function(report), which calls report(name, ours_seconds,
+-- reference_seconds, note) once per workload. The times are seconds per
+-- training step (batch generation, forward, loss, backward and an Adam
+-- step) of this library and of the PyTorch reference with 2 threads.
 
 local sae = require "sae"
 

@@ -2,7 +2,7 @@
  * l_toy.c: the sae.ToyModel userdata (toy models of superposition), in
  * the table sae.core._toy. lua/sae/toy.lua builds sae.toy on top of it.
  *
- * The userdata holds a toy_model. Its parameters, gradients,
+ * The userdata contains a toy_model. Its parameters, gradients,
  * feature_probability and importance are sae.Tensor views of the model's
  * storages, created once and cached in the userdata's user value, so
  * model.W is the same tensor object on every access and stays valid (it
@@ -542,11 +542,13 @@ static int l_dimensionality(lua_State *L) {
   int64_t I = w->size[0], H = w->size[1], F = w->size[2];
   int64_t si = w->stride[0], sh = w->stride[1], sf = w->stride[2];
   const float *W = tensor_f32(w);
+
   int64_t dsize[2] = { I, F }, psize[1] = { I };
   float *dims = tensor_f32(l_newtensor(L, SAE_FLOAT32, 2, dsize, 0));
   float *per = tensor_f32(l_newtensor(L, SAE_FLOAT32, 1, psize, 0));
   double *norm2 = malloc((size_t)(F > 0 ? F : 1) * sizeof(double));
   if (norm2 == NULL) return luaL_error(L, "dimensionality: out of memory");
+
   for (int64_t i = 0; i < I; i++) {
     const float *Wi = W + i * si;
     double frob = 0.0;
@@ -559,6 +561,7 @@ static int l_dimensionality(lua_State *L) {
       norm2[f] = s;
       frob += s;
     }
+
     for (int64_t f = 0; f < F; f++) {
       double denom = 0.0;
       if (norm2[f] > 0.0) {
@@ -579,10 +582,10 @@ static int l_dimensionality(lua_State *L) {
 
 
 /* Keeps the OpenMP runtime loaded until the process exits. When Lua
- * closes, it unloads sae/core.so; if that drops the last reference to
- * libgomp, its idle worker threads are left running unmapped code and
- * the process crashes at exit. RTLD_NODELETE on the already loaded
- * runtime prevents that. */
+ * closes, it unloads sae/core.so. If that drops the last reference to
+ * libgomp, its idle worker threads run unmapped code and the process
+ * crashes at exit, so the already loaded runtime is marked
+ * RTLD_NODELETE. */
 static void pin_openmp_runtime(void) {
 #ifdef _OPENMP
   Dl_info info;

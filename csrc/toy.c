@@ -229,10 +229,11 @@ void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
 /* ----------------------------------------------------------- tile passes */
 
 /* Models too narrow for the per-sample pass go through the batch in
- * tiles of VL samples of one instance, one vfloat per feature or hidden
- * unit, so every product with the tiny weight matrices is a vector
- * operation over the tile. Gradients are summed lane-wise over all the
- * tiles of an instance and reduced across lanes once at the end. */
+ * tiles of VL samples of one instance. A tile holds one vfloat per
+ * feature or hidden unit, so every product with the tiny weight
+ * matrices is a vector operation over the tile. Gradients are summed
+ * lane-wise over all the tiles of an instance and reduced across lanes
+ * once at the end. */
 
 static inline float lane_sum(vfloat v) {
   float lanes[VL], s = 0.0f;
@@ -501,15 +502,15 @@ static double tiled_backward(toy_model *m, const float *x,
 
 /* ------------------------------------------------------ per-sample pass */
 
-/* For wider models the backward goes sample by sample and uses sparsity:
- * the encoder and its gradient touch only the features present in x, the
- * decoder only the hidden units that are nonzero, and the decoder
+/* For wider models the backward goes sample by sample and uses sparsity.
+ * The encoder and its gradient touch only the features present in x.
+ * The decoder touches only the nonzero hidden units, and the decoder
  * gradient and dh only the outputs whose ReLU is open. Rows are padded
  * to multiples of VL floats so every inner loop is whole vectors.
  *
  * Work is split into units (instance, part of the batch) handed out
  * dynamically, because instances at different feature probabilities
- * cost very different amounts; each unit accumulates into its own
+ * cost very different amounts. Each unit accumulates into its own
  * buffers, which are summed into the gradients at the end. */
 
 

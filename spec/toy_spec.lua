@@ -688,10 +688,6 @@ describe("sae.toy", function()
 
   describe("save() and load()", function()
     it("round-trips a model through safetensors", function()
-      if type(sae.save) ~= "function" or type(sae.load) ~= "function" then
-        pending("sae.save and sae.load are not in this build yet")
-        return
-      end
       local m = sae.toy.Model{ kind = "computation", n_instances = 2,
         n_features = 4, n_hidden = 3, n_correlated_pairs = 1,
         feature_probability = 0.25, importance = sae.tensor({ { 1, 0.5, 0.25, 0.125 } }),
@@ -709,6 +705,15 @@ describe("sae.toy", function()
       assert.same(m.b_final:totable(), n.b_final:totable())
       assert.same(m.importance:totable(), n.importance:totable())
       assert.same(m.feature_probability:totable(), n.feature_probability:totable())
+    end)
+
+    it("rejects a file that holds no toy model", function()
+      local path = os.tmpname()
+      sae.save(path, { W = sae.zeros(1, 1, 2) }, { format = "other" })
+      assert.has_error(function() sae.toy.load(path) end,
+        "load: " .. path .. " is not a saved sae.toy.Model (metadata format "
+        .. "is other)")
+      os.remove(path)
     end)
   end)
 end)
