@@ -26,15 +26,15 @@ local function workloads()
   for f = 1, 100 do imp100[f] = 100 ^ (-(f - 1) / 99) end
   for f = 1, 100 do imp_comp[f] = 0.8 ^ f end
   return {
-    { name = "linear 5->2, 8 instances, batch 1024", target = 20,
+    { name = "linear 5->2, I=8, B=1024", target = 20,
       model = sae.toy.Model{ n_instances = 8, n_features = 5, n_hidden = 2,
         feature_probability = linspace_pow(50, 8),
         importance = sae.tensor({ imp5 }) } },
-    { name = "linear 100->20, 20 instances, batch 1024", target = 10,
+    { name = "linear 100->20, I=20, B=1024", target = 10,
       model = sae.toy.Model{ n_instances = 20, n_features = 100, n_hidden = 20,
         feature_probability = linspace_pow(20, 20),
         importance = sae.tensor({ imp100 }) } },
-    { name = "computation 100->40, 7 instances, batch 1024", target = 10,
+    { name = "computation 100->40, I=7, B=1024", target = 10,
       model = sae.toy.Model{ kind = "computation", n_instances = 7,
         n_features = 100, n_hidden = 40,
         feature_probability = sae.tensor({ { 1.0 }, { 0.3 }, { 0.1 },
@@ -62,7 +62,7 @@ end
 -- Runs bench/toy_ref.py and returns its {workload = seconds} table, or
 -- nil and a message when PyTorch is not available.
 local function reference_times(steps)
-  local pipe = io.popen("env -u OMP_WAIT_POLICY /usr/bin/python3 bench/toy_ref.py " .. steps
+  local pipe = io.popen("/usr/bin/python3 bench/toy_ref.py " .. steps
     .. " 2>/dev/null")
   local text = pipe and pipe:read("a") or ""
   if pipe then pipe:close() end
@@ -90,11 +90,14 @@ end
 
 return function(report)
   local reference, message = reference_times(STEPS)
+  if report.section then
+    report.section("toy-model training step with Adam (ratio = PyTorch time / ours)")
+  end
   for _, w in ipairs(workloads()) do
     local ours = time_steps(w.model, STEPS, 1024)
     local ref = reference and reference[w.name]
-    local note = string.format("per training step incl. Adam; target >= %dx;"
-      .. " load average %s", w.target, load_average())
+    local note = string.format("target >= %dx; load average %s", w.target,
+      load_average())
     if ref == nil then note = note .. "; " .. (message or "no reference") end
     report(w.name, ours, ref, note)
   end

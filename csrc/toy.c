@@ -14,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -515,6 +519,36 @@ static double tiled_backward(toy_model *m, const float *x,
 
 
 
+/* Writes the nonzero entries of v [n] (n a multiple of VL) and their
+ * indices to the front of val [n] and idx [n]; returns their count. No
+ * branches, because whether an entry is zero is random. */
+static inline int compact_nonzero(const float *restrict v, int64_t n,
+                                  float *restrict val, int32_t *restrict idx) {
+  int count = 0;
+#ifdef __AVX512F__
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                         11, 12, 13, 14, 15);
+  for (int64_t f = 0; f < n; f += 16) {
+    __m512 x = _mm512_loadu_ps(v + f);
+    __mmask16 k = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    __m512i at = _mm512_add_epi32(lane, _mm512_set1_epi32((int)f));
+    /* Whole-vector stores: entries past the count are overwritten later
+     * or never read, and count + 16 <= f + 16 <= n. */
+    _mm512_storeu_ps(val + count, _mm512_maskz_compress_ps(k, x));
+    _mm512_storeu_si512(idx + count, _mm512_maskz_compress_epi32(k, at));
+    count += __builtin_popcount((unsigned)k);
+  }
+#else
+  for (int64_t f = 0; f < n; f++) {
+    idx[count] = (int32_t)f;
+    val[count] = v[f];
+    count += v[f] != 0.0f;
+  }
+#endif
+  return count;
+}
+
+
 /* init + sum_j val[j] * rows[idx[j] * stride + c .. + VL], with four
  * independent accumulators so the FMA latency overlaps. */
 static inline vfloat sum_rows(const float *restrict rows, int64_t stride,
@@ -536,7 +570,7 @@ static inline vfloat sum_rows(const float *restrict rows, int64_t stride,
 
 typedef struct sparse_layout {
   int64_t F, H, Fp, Hp, parts, units;
-  int64_t packed;      /* floats of packed weights per instance */
+  int64_t packed;      /* floats of packed weights of one instance */
   int64_t unit;        /* floats of accumulators per unit */
   int64_t thread;      /* floats of temporaries per thread */
   int64_t thread_idx;  /* indices per thread */
@@ -553,24 +587,26 @@ static sparse_layout sparse_plan(const toy_model *m, int threads) {
   s.parts = threads > 1 ? 2 * threads : 1;
   s.units = m->n_instances * s.parts;
   s.two_acc = m->kind == TOY_COMPUTATION;
-  /* enc [F][Hp], drow [F][Hp], dec [H][Fp], bias [Fp], imp2 [Fp] */
-  s.packed = 2 * s.F * s.Hp + s.H * s.Fp + 2 * s.Fp;
+  /* enc [F][Hp], drow [F][Hp] (the same as enc unless computation),
+   * dec [H][Fp], bias [Fp], imp2 [Fp] */
+  s.packed = (s.two_acc ? 2 : 1) * s.F * s.Hp + s.H * s.Fp + 2 * s.Fp;
   /* genc [F][Hp] (and gdec [F][Hp]), gdb [Fp], loss [VL] */
   s.unit = (s.two_acc ? 2 : 1) * s.F * s.Hp + s.Fp + VL;
   /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
   s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
-  s.thread_idx = 2 * s.F + s.H;
+  s.thread_idx = 2 * s.Fp + s.Hp;
   return s;
 }
 
 
 /* Packs instance i's weights: enc[f][k] = W1[k][f], drow[f][k] = D[f][k],
  * dec[k][f] = D[f][k], with zero padding, plus b_final and
- * 2 * scale * importance. */
+ * 2 * scale * importance. For linear and neuron models drow is enc. */
 static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
                         float scale, float *packed) {
   const int64_t F = s->F, H = s->H, Fp = s->Fp, Hp = s->Hp;
-  float *enc = packed, *drow = enc + F * Hp, *dec = drow + F * Hp;
+  float *enc = packed, *drow = s->two_acc ? enc + F * Hp : enc;
+  float *dec = drow + F * Hp;
   float *bias = dec + H * Fp, *imp2 = bias + Fp;
   const float *W1 = m->W1 + i * H * F;
   const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
@@ -601,7 +637,8 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
   const int64_t Fp = s->Fp, Hp = s->Hp;
   const int relu_hidden = m->kind != TOY_LINEAR;
   const int absolute = m->kind == TOY_COMPUTATION;
-  const float *restrict enc = packed, *restrict drow = enc + F * Hp;
+  const float *restrict enc = packed;
+  const float *restrict drow = s->two_acc ? enc + F * Hp : enc;
   const float *restrict dec = drow + F * Hp;
   const float *restrict bias = dec + H * Fp, *restrict imp2 = bias + Fp;
   float *restrict genc = acc;
@@ -610,8 +647,8 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
   float *restrict xpad = tmp, *restrict o = xpad + Fp, *restrict d = o + Fp;
   float *restrict xval = d + Fp, *restrict dval = xval + Fp;
   float *restrict h = dval + Fp, *restrict dh = h + Hp, *restrict hval = dh + Hp;
-  int32_t *restrict xidx = idx, *restrict didx = xidx + F;
-  int32_t *restrict hidx = didx + F;
+  int32_t *restrict xidx = idx, *restrict didx = xidx + Fp;
+  int32_t *restrict hidx = didx + Fp;
   double loss = 0.0;
 
   for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
@@ -620,15 +657,8 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
     int nx = 0, nd = 0, nh = 0;
     if (draw != NULL) draw_row(m, draw, b, i, xpad);
     else xr = x + (b * I + i) * F;
-    /* Compaction without branches: the presence of a feature is random,
-     * so a branch would mispredict often. */
-    for (int64_t f = 0; f < F; f++) {
-      float v = xr[f];
-      xpad[f] = v;
-      xidx[nx] = (int32_t)f;
-      xval[nx] = v;
-      nx += v != 0.0f;
-    }
+    if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
+    nx = compact_nonzero(xpad, Fp, xval, xidx);
 
     /* h = W1 x over the present features only */
     for (int64_t c = 0; c < Hp; c += VL) {
@@ -637,11 +667,7 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
       if (relu_hidden) a = where_positive(a, a);
       *(vfloat *)(h + c) = a;
     }
-    for (int64_t k = 0; k < H; k++) {
-      hidx[nh] = (int32_t)k;
-      hval[nh] = h[k];
-      nh += h[k] != 0.0f;
-    }
+    nh = compact_nonzero(h, Hp, hval, hidx);
 
     /* o = b_final + D h over the nonzero hidden units */
     for (int64_t c = 0; c < Fp; c += VL) {
@@ -662,11 +688,7 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
       gdb[f] += g;
     }
     loss += (double)sample_loss;
-    for (int64_t f = 0; f < F; f++) {
-      didx[nd] = (int32_t)f;
-      dval[nd] = d[f];
-      nd += d[f] != 0.0f;
-    }
+    nd = compact_nonzero(d, Fp, dval, didx);
 
     /* dh = D^T d over the open outputs, through the hidden ReLU */
     for (int64_t c = 0; c < Hp; c += VL) {
@@ -698,7 +720,9 @@ static double sparse_backward(toy_model *m, const float *x,
   const int threads = max_threads();
   const sparse_layout s = sparse_plan(m, threads);
   const float scale = 1.0f / (float)(batch * F);
-  const int64_t packed_total = I * s.packed;
+  /* Each thread packs the weights of the instance it works on, so only
+   * one instance's copy per thread is live in cache. */
+  const int64_t packed_total = threads * s.packed;
   const int64_t acc_total = s.units * s.unit;
   if (!reserve_scratch(m, packed_total + acc_total + threads * s.thread,
                        threads * s.thread_idx))
@@ -710,18 +734,20 @@ static double sparse_backward(toy_model *m, const float *x,
   #pragma omp parallel num_threads(threads)
   {
     const int tid = thread_id();
-
-    #pragma omp for schedule(static)
-    for (int64_t i = 0; i < I; i++) sparse_pack(m, &s, i, scale, packed + i * s.packed);
+    float *own = packed + tid * s.packed;
+    int64_t packed_instance = -1;
 
     #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < s.units; u++) {
       int64_t i = u / s.parts, part = u % s.parts;
+      if (packed_instance != i) {
+        sparse_pack(m, &s, i, scale, own);
+        packed_instance = i;
+      }
       int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
       float *a = acc + u * s.unit;
       memset(a, 0, (size_t)s.unit * sizeof(float));
-      double loss = sparse_unit(m, &s, i, x, draw, b0, b1,
-                                packed + i * s.packed, a,
+      double loss = sparse_unit(m, &s, i, x, draw, b0, b1, own, a,
                                 tmp + tid * s.thread,
                                 m->index_scratch + tid * s.thread_idx);
       memcpy(a + s.unit - VL, &loss, sizeof loss);
