@@ -5,8 +5,9 @@
  * Two backward passes share the work: narrow models go through tiles of
  * VL samples held as vectors (see "tile passes"), wider ones sample by
  * sample, skipping zeros (see "per-sample pass"). Threads split the
- * instances or parts of the batch, and batches come from the model's
- * counter-based generator, so results do not depend on the thread count.
+ * instances or fixed parts of the batch, and batches come from the
+ * model's counter-based generator, so results are the same bit for bit
+ * whatever the thread count.
  */
 #include "toy.h"
 
@@ -578,13 +579,15 @@ typedef struct sparse_layout {
 } sparse_layout;
 
 
-static sparse_layout sparse_plan(const toy_model *m, int threads) {
+static sparse_layout sparse_plan(const toy_model *m) {
   sparse_layout s;
   s.F = m->n_features;
   s.H = m->n_hidden;
   s.Fp = pad_vl(s.F);
   s.Hp = pad_vl(s.H);
-  s.parts = threads > 1 ? 2 * threads : 1;
+  /* A fixed split, so the gradients are summed in the same order (and
+   * come out bit for bit the same) whatever the thread count. */
+  s.parts = 4;
   s.units = m->n_instances * s.parts;
   s.two_acc = m->kind == TOY_COMPUTATION;
   /* enc [F][Hp], drow [F][Hp] (the same as enc unless computation),
@@ -718,7 +721,7 @@ static double sparse_backward(toy_model *m, const float *x,
                               double *inst_loss) {
   const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
   const int threads = max_threads();
-  const sparse_layout s = sparse_plan(m, threads);
+  const sparse_layout s = sparse_plan(m);
   const float scale = 1.0f / (float)(batch * F);
   /* Each thread packs the weights of the instance it works on, so only
    * one instance's copy per thread is live in cache. */

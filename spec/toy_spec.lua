@@ -610,6 +610,42 @@ describe("sae.toy", function()
     end)
   end)
 
+  describe("train() across thread counts", function()
+    it("gives the same parameters bit for bit", function()
+      local script = os.tmpname()
+      local f = io.open(script, "w")
+      f:write([[
+local sae = require "sae"
+local out = {}
+for _, cfg in ipairs({ { n_features = 5, n_hidden = 2 },
+                       { n_features = 40, n_hidden = 9, kind = "computation" } }) do
+  cfg.n_instances = 3
+  cfg.feature_probability = 0.3
+  cfg.seed = 4
+  local m = sae.toy.Model(cfg)
+  m:train{ steps = 20, batch_size = 100, progress = false }
+  for _, e in ipairs(m:parameters()) do
+    for _, v in ipairs(e.param:reshape(-1):totable()) do
+      out[#out + 1] = string.format("%a", v)
+    end
+  end
+end
+io.write(table.concat(out, ","))
+]])
+      f:close()
+      local function run(threads)
+        local pipe = io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. script)
+        local text = pipe:read("a")
+        pipe:close()
+        return text
+      end
+      local one, two = run(1), run(2)
+      os.remove(script)
+      assert.is_true(#one > 100, "child run printed: " .. one)
+      assert.equal(one, two)
+    end)
+  end)
+
   describe("5->2 model after training", function()
     local imp = {}
     for f = 1, 5 do imp[f] = 0.9 ^ (f - 1) end
