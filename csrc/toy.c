@@ -394,8 +394,9 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
 
 
 /* Grows the float and index scratch to at least the given counts;
- * returns 0 when out of memory. Allocates only when a model meets a
- * larger batch or thread count than before. */
+ * returns 0 when out of memory. The sizes depend on the model and the
+ * thread count, not on the batch, so only a model's first backward (or
+ * one with more threads) allocates. */
 static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
   if (m->scratch_floats < floats) {
     void *p = NULL;

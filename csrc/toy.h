@@ -34,8 +34,7 @@ typedef struct toy_model {
   float *dW1, *dW2, *db_final;
   float *feature_probability, *importance;
   sae_generator generator;
-  /* Per-thread scratch for backward, grown on demand (never inside a
-   * parallel region). */
+  /* Scratch for backward, grown on demand outside parallel regions. */
   float *scratch;
   int64_t scratch_floats;
   int32_t *index_scratch;
