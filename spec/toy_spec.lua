@@ -607,6 +607,8 @@ describe("sae.toy", function()
       assert.same({ 1, 101, 201, 300 }, { history[1].step, history[2].step,
         history[3].step, history[4].step })
       assert.is_true(history[4].loss < 0.5 * history[1].loss)
+      local per = history[4].instance_losses:totable()
+      assert.near(history[4].loss, per[1] + per[2], 1e-6)
     end)
   end)
 

@@ -23,9 +23,9 @@ toy.Model = core._toy.Model
 --
 -- Adam (or the given optimizer) on fresh batches from the model's
 -- generator; `seed` restarts that generator first. Returns the list of
--- log records { step =, loss =, lr = }, where loss is the sum over
--- instances as loss() gives it; on_log also receives the per-instance
--- losses in record.instance_losses.
+-- log records { step =, loss =, lr =, instance_losses = }, where loss is
+-- the sum over instances as loss() gives it and instance_losses the
+-- tensor [I] of per-instance losses; on_log receives each record.
 function methods:train(opts)
   opts = opts or {}
   local batch_size = opts.batch_size or 1024
@@ -38,21 +38,22 @@ function methods:train(opts)
   local optimizer = opts.optimizer or optim.Adam(self, { lr = lr })
   local on_log = opts.on_log
   local model = self
+  local steps, log_every = opts.steps or 10000, opts.log_every or 100
   return train.run{
     name = "train",
-    steps = opts.steps or 10000,
+    steps = steps,
     lr = lr,
     lr_schedule = opts.lr_schedule,
-    log_every = opts.log_every or 100,
+    log_every = log_every,
     progress = opts.progress,
     optimizer = optimizer,
-    on_log = on_log and function(record)
-      record.instance_losses = model:instance_losses()
-      on_log(record)
-    end,
-    step = function()
+    on_log = on_log,
+    step = function(step)
       local loss = model:train_step(batch_size)
       optimizer:step()
+      if (step - 1) % log_every == 0 or step == steps then
+        return loss, { instance_losses = model:instance_losses() }
+      end
       return loss
     end,
   }
