@@ -443,6 +443,9 @@ static int l_backward(lua_State *L) {
   int64_t batch;
   const float *x = check_batch(L, 2, "backward", &t->m, t->m.n_features,
                                &batch);
+  if (batch == 0)
+    return l_shape_error(L, "backward", "argument #2 expected a non-empty "
+                         "batch", l_checktensor(L, 2, "backward"), NULL);
   lua_pushnumber(L, run_backward(L, t, x, batch, "backward"));
   return 1;
 }
@@ -536,7 +539,7 @@ static int l_dimensionality(lua_State *L) {
   if (w->ndim != 3) {
     char buf[160];
     return luaL_error(L, "dimensionality: argument #1 (W) expected a tensor of "
-                      "shape [instances, hidden, features], got %s",
+                      "shape [instances, hidden, features], got shape %s",
                       l_shapestr(w, buf, sizeof buf));
   }
   int64_t I = w->size[0], H = w->size[1], F = w->size[2];

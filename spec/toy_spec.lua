@@ -449,6 +449,12 @@ describe("sae.toy", function()
       assert.same(0, model.grad.W:totable()[1][1][1])
     end)
 
+    it("rejects an empty batch", function()
+      local m = sae.toy.Model{ n_instances = 2, n_features = 3, n_hidden = 2 }
+      assert.has_error(function() m:backward(sae.zeros(0, 2, 3)) end,
+        "backward: argument #2 expected a non-empty batch, got shape [0, 2, 3]")
+    end)
+
     it("reports per-instance losses", function()
       local model, x = random_case("linear", 42, 8, 3, 4, 2)
       local xt = sae.tensor(x)

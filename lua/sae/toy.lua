@@ -36,7 +36,6 @@ function methods:train(opts)
   if opts.seed ~= nil then self:manual_seed(opts.seed) end
   local lr = opts.lr or (opts.optimizer and opts.optimizer:get_lr()) or 1e-3
   local optimizer = opts.optimizer or optim.Adam(self, { lr = lr })
-  local on_log = opts.on_log
   local model = self
   local steps, log_every = opts.steps or 10000, opts.log_every or 100
   return train.run{
@@ -47,7 +46,7 @@ function methods:train(opts)
     log_every = log_every,
     progress = opts.progress,
     optimizer = optimizer,
-    on_log = on_log,
+    on_log = opts.on_log,
     step = function(step)
       local loss = model:train_step(batch_size)
       optimizer:step()
@@ -142,16 +141,9 @@ end
 -- dimensionality ||W_i||^2 / sum_j (W^_i . W_j)^2 with W^_i = W_i /
 -- ||W_i||, and the dimensions per feature H / ||W||_F^2 of each instance
 -- (Elhage et al., "Toy Models of Superposition", 2022, section "Feature
--- Dimensionality"). A zero column has dimensionality 0.
-function toy.dimensionality(W)
-  if getmetatable(W) ~= core.Tensor_mt or W:dim() ~= 3 then
-    error("dimensionality: argument #1 (W) expected a tensor of shape "
-      .. "[instances, hidden, features], got "
-      .. (getmetatable(W) == core.Tensor_mt
-          and "shape [" .. table.concat(W:shape(), ", ") .. "]" or type(W)), 2)
-  end
-  return core._toy.dimensionality(W)
-end
+-- Dimensionality"). A zero column has dimensionality 0, and an all-zero
+-- instance infinite dimensions per feature.
+toy.dimensionality = core._toy.dimensionality
 
 
 return toy
