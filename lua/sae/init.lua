@@ -16,4 +16,7 @@ sae.Tensor = core.Tensor_mt.__methods
 -- Lua-side parts extend `sae` and the tensor methods table in place.
 require("sae.tensor")(sae, core)
 
+-- Plots through gnuplot; plain Lua, loaded here because it is small.
+sae.plot = require "sae.plot"
+
 return sae
