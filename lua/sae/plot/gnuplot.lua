@@ -112,6 +112,7 @@ function M.terminal(format, width, height, opts)
     lines = { string.format("set terminal gif animate delay %d loop 0 %s",
       opts.delay or 10, size) }
   end
+  lines[#lines + 1] = "set encoding utf8"
   if not opts.enhanced then lines[#lines + 1] = "set termoption noenhanced" end
   lines[#lines + 1] = "set output " .. M.quote(opts.file)
   return table.concat(lines, "\n")
