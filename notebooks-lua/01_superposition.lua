@@ -2,7 +2,7 @@
 --
 -- The toy model of "Toy Models of Superposition" (Elhage et al., 2022):
 -- h = W x, x' = ReLU(Wᵀ h + b). With fewer hidden dimensions than
--- features, a model that sees sparse inputs stores more features than it
+-- features, a model trained on sparse inputs stores more features than it
 -- has dimensions, as directions that interfere a little. This script
 -- trains the 5-features-in-2-D model across sparsities, looks at the
 -- hidden states of a batch, and trains the 100-features-in-20-D model.

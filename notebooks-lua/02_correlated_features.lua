@@ -1,10 +1,10 @@
 -- Correlated and anticorrelated features.
 --
 -- Features that tend to appear together (correlated) or never together
--- (anticorrelated) change how the toy model arranges them: correlated
--- features prefer orthogonal directions, since they would interfere
--- whenever they fire, and anticorrelated features can share a line with
--- opposite signs, since they never fire at once. This script first
+-- (anticorrelated) change how the toy model arranges them. Correlated
+-- features prefer orthogonal directions, because they would interfere
+-- whenever they fire. Anticorrelated features can share a line with
+-- opposite signs, because they never fire at once. This script first
 -- checks the batches that generate_batch draws, then trains the
 -- correlated, anticorrelated and three-correlated-pairs setups.
 --

@@ -57,9 +57,9 @@ nb.wrote(plot.feature_geometry(model.W, {
   title = "Feature dimensionality (points) and dimensions per feature (line)",
 }))
 
--- Count features near the fractions the paper names, over all sparse
--- instances, and the instances whose dimensions per feature sit near 1/2
--- and 2/5.
+-- Count the features near the fractions that Elhage et al. (2022) single
+-- out, over all instances, and the instances whose dimensions per feature
+-- sit near 1/2 and 2/5.
 local dims = dimensionality:totable()
 local fractions = { { 1, "1" }, { 3 / 4, "3/4" }, { 2 / 3, "2/3" }, { 1 / 2, "1/2" },
   { 2 / 5, "2/5" }, { 1 / 3, "1/3" } }

@@ -10,9 +10,10 @@
 -- failing (its message is included).
 --
 -- Common options: file (required), format, title, width and height in
--- pixels, font ("sans,10"), gnuplot, enhanced (gnuplot's enhanced text
--- markup, off by default so that _ and ^ print as typed), keep_script
--- (keep the generated script and print its path on stderr).
+-- pixels, font ("sans,10"), gnuplot (the binary), keep_script (keep the
+-- generated script and print its path on stderr), and enhanced. Enhanced
+-- turns on gnuplot's enhanced text markup, which is off by default so
+-- that _ and ^ print as typed.
 
 local gp = require "sae.plot.gnuplot"
 local data = require "sae.plot.data"
@@ -380,8 +381,8 @@ function plot.features_in_Nd(W, opts)
     return finish(fname, s, format, panel * cols + 40, panel * grid_rows + 50, options)
   end
 
-  -- Fixed margins keep every panel the same size; the two color bars sit
-  -- in the right margin beside the first row of heatmaps and of bars.
+  -- Fixed margins keep every panel the same size. The two color bars go in
+  -- the right margin, beside the first row of heatmaps and of bars.
   local top, bottom, right = options.title and 0.9 or 0.95, 0.09, 0.9
   local band = (top - bottom) / (2 * grid_rows)
   s:add("set multiplot layout %d,%d margins 0.05,%s,%s,%s spacing 0.02,0.07%s",

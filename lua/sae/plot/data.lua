@@ -199,10 +199,11 @@ function M.color(c, fname, what)
 end
 
 
--- Per-instance, per-feature colors (integers 0xRRGGBB) from a colors option:
--- nil (default color), a color string, a list of F colors, a list of I
--- lists of F colors, or numbers of shape [F] or [I, F] mapped through
--- viridis over their range (or over `range`).
+-- Build per-instance, per-feature colors (integers 0xRRGGBB) from a colors
+-- option. It may be nil (the default color), a color string, a list of F
+-- colors, or a list of I entries that are each a color or a list of F
+-- colors. Numbers of shape [F] or [I, F] are mapped through viridis over
+-- their range, or over `range` when given.
 function M.feature_colors(spec, n_instances, n_features, fname, name, default, range)
   local function fill(get)
     local out = {}
