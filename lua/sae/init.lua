@@ -16,6 +16,10 @@ sae.Tensor = core.Tensor_mt.__methods
 -- Lua-side parts extend `sae` and the tensor methods table in place.
 require("sae.tensor")(sae, core)
 
+sae.optim = require "sae.optim"
+sae.train = require "sae.train"
+sae.toy = require "sae.toy"
+
 -- Plots through gnuplot; plain Lua, loaded here because it is small.
 sae.plot = require "sae.plot"
 
