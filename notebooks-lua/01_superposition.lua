@@ -16,7 +16,7 @@ local plot = sae.plot
 nb.setup("Notebook 01: superposition in a nonprivileged basis")
 
 local STEPS_2D = nb.quick and 400 or 5000
-local STEPS_ND = nb.quick and 200 or 10000
+local STEPS_ND = nb.quick and 100 or 10000
 local BATCH = nb.quick and 256 or 1024
 
 

@@ -154,12 +154,26 @@ nb.section("Three correlated pairs")
 -- Three pairs do not fit orthogonally into 2-D: each pair stays side by
 -- side, and some pairs collapse onto one direction.
 do
-  train_pairs("3 correlated pairs", {
+  local _, angles = train_pairs("3 correlated pairs", {
     n_instances = 5, n_features = 6, n_hidden = 2, n_correlated_pairs = 3,
     probability = nb.power_sweep(100, 0.5, 1, 5), seed = 4,
   }, { "blue", "blue", "limegreen", "limegreen", "purple", "purple" },
     "Correlated feature sets sit side by side when they cannot be orthogonal (some collapse)",
     "02_three_correlated")
+  local side_by_side, collapsed = 0, 0
+  for i = 1, #angles do
+    for _, a in ipairs(angles[i]) do
+      if a < 10 then
+        collapsed = collapsed + 1
+      elseif a < 85 then
+        side_by_side = side_by_side + 1
+      end
+    end
+  end
+  print(string.format("  %d pairs side by side (10-85 degrees), %d collapsed onto one direction (< 10 degrees)",
+    side_by_side, collapsed))
+  nb.check(side_by_side + collapsed == 3 * #angles, "no correlated pair is orthogonal or opposed",
+    (side_by_side + collapsed) .. " of " .. 3 * #angles .. " pairs under 85 degrees")
 end
 
 nb.finish()

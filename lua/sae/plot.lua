@@ -420,7 +420,7 @@ function plot.features_in_Nd(W, opts)
     for i = first, last do
       local bars = {}
       for f = 1, F do
-        bars[f] = { norms[i][f] / 2, f, norms[i][f] / 2, 0.4, supers[i][f] }
+        bars[f] = { norms[i][f] / 2, f, norms[i][f] / 2, F > 30 and 0.5 or 0.4, supers[i][f] }
       end
       s:add("reset")
       s:add("unset key")
@@ -432,7 +432,7 @@ function plot.features_in_Nd(W, opts)
       s:add("set yrange [%s:0.5]", num(F + 0.5))
       s:add("set xtics %s", num(nice_tic(max_norm)))
       if F > 20 then s:add("unset ytics") else s:add("set ytics 1 scale 0") end
-      s:add("set xlabel '||W_i||'")
+      if gr == grid_rows then s:add("set xlabel '||W_i||'") end
       if i == first then s:add("set ylabel 'feature'") end
       s:add("plot %s using 1:2:3:4:5 with boxxyerror fs solid 1.0 noborder lc palette", s:data(bars))
     end
