@@ -7,7 +7,9 @@ local core = require "sae.core"
 
 local sae = {}
 for name, value in pairs(core) do
-  if name ~= "Tensor_mt" then sae[name] = value end
+  if name ~= "Tensor_mt" and name ~= "SAE_mt" and name ~= "SAE_new" then
+    sae[name] = value
+  end
 end
 
 sae.core = core
@@ -15,5 +17,6 @@ sae.Tensor = core.Tensor_mt.__methods
 
 -- Lua-side parts extend `sae` and the tensor methods table in place.
 require("sae.tensor")(sae, core)
+require("sae.autoencoder")(sae, core)
 
 return sae
