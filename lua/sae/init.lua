@@ -19,4 +19,7 @@ sae.Tensor = core.Tensor_mt.__methods
 require("sae.tensor")(sae, core)
 require("sae.autoencoder")(sae, core)
 
+sae.optim = require "sae.optim"
+sae.train = require "sae.train"
+
 return sae
