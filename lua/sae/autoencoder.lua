@@ -28,26 +28,6 @@ return function(sae, core)
     return list
   end
 
-  -- learning-rate schedules, as multipliers of the base rate
-  local schedules = {
-    constant = function() return 1.0 end,
-    linear = function(step, steps) return 1.0 - step / steps end,
-    cosine = function(step, steps)
-      return math.cos(0.5 * math.pi * step / math.max(steps - 1, 1))
-    end,
-  }
-
-  local function schedule_fn(lr_schedule)
-    if lr_schedule == nil then return schedules.constant end
-    if type(lr_schedule) == "function" then return lr_schedule end
-    local fn = schedules[lr_schedule]
-    if fn == nil then
-      error(string.format("train: argument #1 (lr_schedule) expected \"constant\", "
-        .. "\"linear\", \"cosine\" or a function, got %s", tostring(lr_schedule)), 3)
-    end
-    return fn
-  end
-
   local function check_count(opts, name, default, allow_nil)
     local v = opts[name]
     if v == nil then
@@ -60,14 +40,6 @@ return function(sae, core)
         name, tostring(v)), 3)
     end
     return v
-  end
-
-  local function progress_bar(step, steps, loss, lr)
-    local width = 30
-    local filled = math.floor(width * step / steps)
-    io.stderr:write(string.format("\r[%s%s] %d/%d loss %.4g lr %.3g",
-      string.rep("#", filled), string.rep(".", width - filled), step, steps, loss, lr))
-    if step == steps then io.stderr:write("\n") end
   end
 
   -- Marks resampled neurons red and the others black, per instance.
@@ -122,7 +94,11 @@ return function(sae, core)
     if type(lr) ~= "number" or not (lr > 0) then
       error("train: argument #1 (lr) expected a positive number, got " .. tostring(lr), 2)
     end
-    local lr_scale = schedule_fn(opts.lr_schedule)
+    local ok, lr_scale = pcall(sae.train.schedule, opts.lr_schedule)
+    if not ok then
+      error(string.format("train: argument #1 (lr_schedule) expected \"constant\", "
+        .. "\"linear\", \"cosine\" or a function, got %s", tostring(opts.lr_schedule)), 2)
+    end
     local scale = opts.neuron_resample_scale or 0.2
     local method = opts.resample_method or "simple"
     if method ~= "simple" and method ~= "anthropic" then
@@ -132,7 +108,8 @@ return function(sae, core)
     local betas = opts.betas or { 0.9, 0.999 }
     local eps = opts.eps or 1e-8
     local weight_decay = opts.weight_decay or 0.0
-    local on_log, progress = opts.on_log, opts.progress
+    local on_log = opts.on_log
+    local bar = sae.train.progress(steps, { enabled = opts.progress == true })
 
     local I, H = self.n_instances, self.n_hidden_ae
     local last = sae.zeros(I, H, "int64"):fill_(-(1 << 40))
@@ -165,10 +142,12 @@ return function(sae, core)
         log.frac_active[#log.frac_active + 1] = self:frac_active()
         log.steps[#log.steps + 1] = step
         log.loss[#log.loss + 1] = loss
-        if progress then progress_bar(step + 1, steps, loss, step_lr) end
+        local l1, l2 = self:loss_parts()
+        bar:update(step + 1, { { "l1", self.l1_coeff * l1 }, { "l2", l2 }, { "lr", step_lr } })
         if on_log then on_log(step, loss, self, step_lr) end
       end
     end
+    bar:close()
     return log
   end
 
