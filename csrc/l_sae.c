@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "lsae.h"
 #include "sae.h"
@@ -439,6 +440,29 @@ static int l_tostring(lua_State *L) {
 }
 
 
+static double wall_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+
+/* SAE_bench_products(B, d_in, d_sae, reps) -> best seconds of the five
+ * sgemm calls of one step, for the benchmark's throughput ratio */
+static int l_bench_products(lua_State *L) {
+  lua_Integer B = luaL_checkinteger(L, 1), D = luaL_checkinteger(L, 2);
+  lua_Integer H = luaL_checkinteger(L, 3), reps = luaL_optinteger(L, 4, 5);
+  if (B < 1 || D < 1 || H < 1 || B > INT32_MAX || D > INT32_MAX ||
+      H > INT32_MAX || reps < 1 || reps > 1000000)
+    return luaL_error(L, "SAE_bench_products: sizes and reps must be positive");
+  double best;
+  sae_status st = sae_bench_products(B, D, H, (int)reps, wall_seconds, &best);
+  if (st != SAE_OK) return l_status_error(L, "SAE_bench_products", st);
+  lua_pushnumber(L, best);
+  return 1;
+}
+
+
 static const luaL_Reg sae_methods[] = {
   { "forward", l_forward }, { "backward", l_backward },
   { "loss_parts", l_loss_parts }, { "frac_active", l_frac_active },
@@ -469,4 +493,6 @@ void l_open_sae(lua_State *L) {
   lua_setfield(L, module, "SAE_mt");
   lua_pushcfunction(L, l_sae_new);
   lua_setfield(L, module, "SAE_new");
+  lua_pushcfunction(L, l_bench_products);
+  lua_setfield(L, module, "SAE_bench_products");
 }

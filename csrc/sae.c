@@ -146,6 +146,9 @@ static sae_path choose_path(const sae_sae *s) {
 }
 
 
+static int64_t loops_tacc_len(const sae_sae *s);
+
+
 static float *alloc_floats(int64_t n) {
   size_t bytes = ((size_t)(n > 0 ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
   return aligned_alloc(64, bytes);
@@ -164,7 +167,7 @@ sae_status sae_reserve(sae_sae *s, int64_t batch) {
     return SAE_ERANGE;
   s->chosen = path;
   s->nthreads = nt;
-  s->tacc_len = path == SAE_PATH_LOOPS ? s->nparams + I * H + H
+  s->tacc_len = path == SAE_PATH_LOOPS ? loops_tacc_len(s)
                                        : 2 * I * H + I * D;
   s->tacc_len = (s->tacc_len + 15) & ~(int64_t)15;   /* own cache lines */
   s->hc = alloc_floats(B * I * D);
@@ -193,107 +196,171 @@ void sae_zero_grad(sae_sae *s) {
 
 /* ------------------------------------------------------------ loop path */
 
-/* One (row, instance) pair: forward, and with `grad` the gradient terms
- * accumulated into `acc` (same layout as the parameters) and `dp` (H
- * floats of scratch). */
+/* The loop path works on blocks of SAE_BLOCK rows of one instance in
+ * structure-of-arrays form (x[j][row], a[k][row], ...), so the inner
+ * loops run over rows and vectorise even when d_in and d_sae are tiny. */
+#define SAE_BLOCK 256
+
+/* Per-thread scratch of the loop path: gradient accumulators (nparams),
+ * active counts (I * H), then the block arrays x, e (D rows each) and
+ * a, dp (H rows each) of SAE_BLOCK floats. */
+static int64_t loops_tacc_len(const sae_sae *s) {
+  return s->nparams + s->n_instances * s->d_sae +
+         2 * (s->d_in + s->d_sae) * SAE_BLOCK;
+}
+
+
+/* One block: rows b0 .. b0 + n - 1 of instance i. */
+static void loops_block(sae_sae *s, const float *h, const int64_t *hs,
+                        int64_t B, int grad, int64_t i, int64_t b0, int64_t n,
+                        float *acc) {
+  const int64_t I = s->n_instances, D = s->d_in, H = s->d_sae;
+  const float *P = sae_param(s, 0);
+  const float *We = P + s->off_W_enc + i * D * H, *be = P + s->off_b_enc + i * H,
+              *bd = P + s->off_b_dec + i * D;
+  const float *Wd = s->tied ? NULL : P + s->off_W_dec + i * H * D;
+  const float scale_dr = 2.0f / ((float)D * (float)B);
+  const float cB = s->l1_coeff / (float)B, inv_d = 1.0f / (float)D;
+  float *cnt = acc + s->nparams + i * H;
+  float *restrict x = acc + s->nparams + I * H;
+  float *restrict e = x + D * SAE_BLOCK;
+  float *restrict a = e + D * SAE_BLOCK;
+  float *restrict dp = a + H * SAE_BLOCK;
+  float l1[SAE_BLOCK], l2[SAE_BLOCK];
+
+  /* x = h - b_dec */
+  for (int64_t j = 0; j < D; j++) {
+    const float *hj = h + b0 * hs[0] + i * hs[1] + j * hs[2];
+    float *xj = x + j * SAE_BLOCK;
+    for (int64_t r = 0; r < n; r++) xj[r] = hj[r * hs[0]] - bd[j];
+  }
+  /* a = ReLU(x W_enc + b_enc); l1; active counts */
+  for (int64_t r = 0; r < SAE_BLOCK; r++) l1[r] = 0.0f;
+  for (int64_t k = 0; k < H; k++) {
+    float *restrict ak = a + k * SAE_BLOCK;
+    float c = 0.0f;
+    #pragma omp simd
+    for (int64_t r = 0; r < n; r++) ak[r] = be[k];
+    for (int64_t j = 0; j < D; j++) {
+      const float w = We[j * H + k], *restrict xj = x + j * SAE_BLOCK;
+      #pragma omp simd
+      for (int64_t r = 0; r < n; r++) ak[r] += xj[r] * w;
+    }
+    #pragma omp simd reduction(+:c)
+    for (int64_t r = 0; r < n; r++) {
+      float v = ak[r] > 0.0f ? ak[r] : 0.0f;
+      ak[r] = v;
+      l1[r] += v;
+      c += v > SAE_ACTIVE_EPS ? 1.0f : 0.0f;
+    }
+    cnt[k] += c;
+  }
+  /* e = a W_dec + b_dec (the reconstruction), then its error */
+  for (int64_t r = 0; r < SAE_BLOCK; r++) l2[r] = 0.0f;
+  for (int64_t j = 0; j < D; j++) {
+    float *restrict ej = e + j * SAE_BLOCK;
+    #pragma omp simd
+    for (int64_t r = 0; r < n; r++) ej[r] = bd[j];
+    for (int64_t k = 0; k < H; k++) {
+      const float w = Wd ? Wd[k * D + j] : We[j * H + k];
+      const float *restrict ak = a + k * SAE_BLOCK;
+      #pragma omp simd
+      for (int64_t r = 0; r < n; r++) ej[r] += ak[r] * w;
+    }
+    const float *hj = h + b0 * hs[0] + i * hs[1] + j * hs[2];
+    if (!grad) {
+      /* forward: keep h - b_dec and the reconstruction for the caller */
+      for (int64_t r = 0; r < n; r++) {
+        int64_t row = (b0 + r) * I + i;
+        s->hc[row * D + j] = x[j * SAE_BLOCK + r];
+        s->rec[row * D + j] = ej[r];
+      }
+    }
+    for (int64_t r = 0; r < n; r++) {
+      float d = ej[r] - hj[r * hs[0]];
+      l2[r] += d * d;
+      ej[r] = d * scale_dr;
+    }
+  }
+  for (int64_t r = 0; r < n; r++) {
+    s->l1[(b0 + r) * I + i] = l1[r];
+    s->l2[(b0 + r) * I + i] = l2[r] * inv_d;
+  }
+  if (!grad) {
+    for (int64_t k = 0; k < H; k++)
+      for (int64_t r = 0; r < n; r++)
+        s->acts[((b0 + r) * I + i) * H + k] = a[k * SAE_BLOCK + r];
+    return;
+  }
+
+  /* dp = (e W_decᵀ + l1_coeff / B) where the neuron fired */
+  float *gWe = acc + s->off_W_enc + i * D * H, *gbe = acc + s->off_b_enc + i * H,
+        *gbd = acc + s->off_b_dec + i * D;
+  float *gWd = s->tied ? NULL : acc + s->off_W_dec + i * H * D;
+  for (int64_t k = 0; k < H; k++) {
+    float *restrict dk = dp + k * SAE_BLOCK;
+    const float *restrict ak = a + k * SAE_BLOCK;
+    #pragma omp simd
+    for (int64_t r = 0; r < n; r++) dk[r] = cB;
+    for (int64_t j = 0; j < D; j++) {
+      const float w = Wd ? Wd[k * D + j] : We[j * H + k];
+      const float *restrict ej = e + j * SAE_BLOCK;
+      #pragma omp simd
+      for (int64_t r = 0; r < n; r++) dk[r] += ej[r] * w;
+    }
+    float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
+    for (int64_t r = 0; r < n; r++) {
+      float v = ak[r] > 0.0f ? dk[r] : 0.0f;
+      dk[r] = v;
+      sum += v;
+    }
+    gbe[k] += sum;
+  }
+  /* dW_enc += xᵀ dp (+ eᵀ a when tied); dW_dec += aᵀ e;
+   * db_dec += sum e - W_enc sum dp */
+  for (int64_t j = 0; j < D; j++) {
+    const float *restrict xj = x + j * SAE_BLOCK, *restrict ej = e + j * SAE_BLOCK;
+    float esum = 0.0f, back = 0.0f;
+    #pragma omp simd reduction(+:esum)
+    for (int64_t r = 0; r < n; r++) esum += ej[r];
+    for (int64_t k = 0; k < H; k++) {
+      const float *restrict dk = dp + k * SAE_BLOCK, *restrict ak = a + k * SAE_BLOCK;
+      float g = 0.0f, dsum = 0.0f, t = 0.0f;
+      #pragma omp simd reduction(+:g, dsum, t)
+      for (int64_t r = 0; r < n; r++) {
+        g += xj[r] * dk[r];
+        dsum += dk[r];
+        t += ej[r] * ak[r];
+      }
+      gWe[j * H + k] += g;
+      if (gWd) gWd[k * D + j] += t;
+      else gWe[j * H + k] += t;
+      back += We[j * H + k] * dsum;
+    }
+    gbd[j] += esum - back;
+  }
+}
+
+
 static void pass_loops(sae_sae *s, const float *h, const int64_t *hs,
                        int64_t B, int grad) {
   const int64_t I = s->n_instances, D = s->d_in, H = s->d_sae;
-  const float *P = sae_param(s, 0);
-  const float *We = P + s->off_W_enc, *be = P + s->off_b_enc,
-              *bd = P + s->off_b_dec;
-  const float *Wd = s->tied ? NULL : P + s->off_W_dec;
-  const float inv_d = 1.0f / (float)D;
-  const float scale_dr = 2.0f / ((float)D * (float)B);
-  const float cB = s->l1_coeff / (float)B;
   const int64_t len = s->tacc_len, npar = s->nparams;
+  const int64_t nblocks = (B + SAE_BLOCK - 1) / SAE_BLOCK;
   const int nt = s->nthreads;
   int parallel = B * I * D * H >= SAE_PARALLEL_MIN_WORK && nt > 1;
   int used = parallel ? nt : 1;
 
-  memset(s->tacc, 0, (size_t)(len * used) * sizeof(float));
-
   #pragma omp parallel num_threads(nt) if (parallel)
   {
     float *acc = s->tacc + (int64_t)thread_num() * len;
-    float *cnt = acc + npar, *dp = cnt + I * H;
-    float *gWe = acc + s->off_W_enc, *gbe = acc + s->off_b_enc,
-          *gbd = acc + s->off_b_dec;
-    float *gWd = s->tied ? NULL : acc + s->off_W_dec;
-
+    memset(acc, 0, (size_t)(npar + I * H) * sizeof(float));
     #pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; b++) {
-      for (int64_t i = 0; i < I; i++) {
-        const float *hr = h + b * hs[0] + i * hs[1];
-        const float *Wei = We + i * D * H, *bei = be + i * H, *bdi = bd + i * D;
-        const float *Wdi = s->tied ? NULL : Wd + i * H * D;
-        int64_t row = b * I + i;
-        float *x = s->hc + row * D, *a = s->acts + row * H,
-              *r = s->rec + row * D, *e = s->dr + row * D;
-
-        for (int64_t j = 0; j < D; j++) x[j] = hr[j * hs[2]] - bdi[j];
-        for (int64_t k = 0; k < H; k++) a[k] = bei[k];
-        for (int64_t j = 0; j < D; j++)
-          for (int64_t k = 0; k < H; k++) a[k] += x[j] * Wei[j * H + k];
-        float l1 = 0.0f;
-        for (int64_t k = 0; k < H; k++) {
-          a[k] = a[k] > 0.0f ? a[k] : 0.0f;
-          l1 += a[k];
-          cnt[i * H + k] += a[k] > SAE_ACTIVE_EPS ? 1.0f : 0.0f;
-        }
-
-        for (int64_t j = 0; j < D; j++) r[j] = bdi[j];
-        if (Wdi) {
-          for (int64_t k = 0; k < H; k++)
-            for (int64_t j = 0; j < D; j++) r[j] += a[k] * Wdi[k * D + j];
-        } else {
-          for (int64_t j = 0; j < D; j++) {
-            float sum = 0.0f;
-            for (int64_t k = 0; k < H; k++) sum += a[k] * Wei[j * H + k];
-            r[j] += sum;
-          }
-        }
-        float l2 = 0.0f;
-        for (int64_t j = 0; j < D; j++) {
-          float d = r[j] - hr[j * hs[2]];
-          l2 += d * d;
-          e[j] = d * scale_dr;
-        }
-        s->l1[row] = l1;
-        s->l2[row] = l2 * inv_d;
-        if (!grad) continue;
-
-        /* dp = (e W_decᵀ + l1_coeff / B) where the neuron fired */
-        for (int64_t k = 0; k < H; k++) dp[k] = 0.0f;
-        if (Wdi) {
-          for (int64_t k = 0; k < H; k++) {
-            float sum = 0.0f;
-            for (int64_t j = 0; j < D; j++) sum += e[j] * Wdi[k * D + j];
-            dp[k] = sum;
-          }
-        } else {
-          for (int64_t j = 0; j < D; j++)
-            for (int64_t k = 0; k < H; k++) dp[k] += e[j] * Wei[j * H + k];
-        }
-        for (int64_t k = 0; k < H; k++)
-          dp[k] = a[k] > 0.0f ? dp[k] + cB : 0.0f;
-
-        float *gWei = gWe + i * D * H;
-        if (gWd) {
-          float *gWdi = gWd + i * H * D;
-          for (int64_t k = 0; k < H; k++)
-            for (int64_t j = 0; j < D; j++) gWdi[k * D + j] += a[k] * e[j];
-        }
-        for (int64_t j = 0; j < D; j++) {
-          float sum = 0.0f;
-          for (int64_t k = 0; k < H; k++) {
-            gWei[j * H + k] += x[j] * dp[k] + (gWd ? 0.0f : e[j] * a[k]);
-            sum += Wei[j * H + k] * dp[k];
-          }
-          gbd[i * D + j] += e[j] - sum;
-        }
-        for (int64_t k = 0; k < H; k++) gbe[i * H + k] += dp[k];
-      }
+    for (int64_t task = 0; task < I * nblocks; task++) {
+      int64_t i = task / nblocks, b0 = (task % nblocks) * SAE_BLOCK;
+      int64_t n = B - b0 < SAE_BLOCK ? B - b0 : SAE_BLOCK;
+      loops_block(s, h, hs, B, grad, i, b0, n, acc);
     }
   }
 
@@ -660,4 +727,46 @@ int64_t sae_resample(sae_sae *s, const unsigned char *dead,
     total += n_dead;
   }
   return total;
+}
+
+
+/* ------------------------------------------------------------ benchmark */
+
+/* The five products of one BLAS-path step for one instance (B rows,
+ * d_in D, d_sae H), on buffers of its own: the sgemm-only lower bound of
+ * a training step. Returns SAE_ENOMEM when the buffers do not fit. */
+sae_status sae_bench_products(int64_t B, int64_t D, int64_t H, int reps,
+                              double (*clock)(void), double *best) {
+  float *x = alloc_floats(B * D), *a = alloc_floats(B * H),
+        *r = alloc_floats(B * D), *dp = alloc_floats(B * H),
+        *we = alloc_floats(D * H), *wd = alloc_floats(H * D),
+        *gwe = alloc_floats(D * H), *gwd = alloc_floats(H * D);
+  sae_status st = SAE_ENOMEM;
+  if (x && a && r && dp && we && wd && gwe && gwd) {
+    rng_fill_normal(x, B * D, 1, 0, 0.0f, 1.0f);
+    rng_fill_normal(we, D * H, 2, 0, 0.0f, 0.02f);
+    rng_fill_normal(wd, D * H, 3, 0, 0.0f, 0.02f);
+    memset(gwe, 0, (size_t)(D * H) * sizeof(float));
+    memset(gwd, 0, (size_t)(D * H) * sizeof(float));
+    const int b = (int)B, d = (int)D, h = (int)H;
+    *best = INFINITY;
+    for (int rep = 0; rep < reps; rep++) {
+      double t0 = clock();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, h, d, 1.0f, x,
+                  d, we, h, 0.0f, a, h);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, d, h, 1.0f, a,
+                  h, wd, d, 0.0f, r, d);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, h, d, 1.0f, r, d,
+                  wd, d, 0.0f, dp, h);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, d, b, 1.0f, a, h,
+                  r, d, 1.0f, gwd, d);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, h, b, 1.0f, x, d,
+                  dp, h, 1.0f, gwe, h);
+      double t = clock() - t0;
+      if (t < *best) *best = t;
+    }
+    st = SAE_OK;
+  }
+  free(x); free(a); free(r); free(dp); free(we); free(wd); free(gwe); free(gwd);
+  return st;
 }

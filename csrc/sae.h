@@ -97,4 +97,10 @@ int64_t sae_resample(sae_sae *s, const unsigned char *dead,
 float *sae_param(const sae_sae *s, int64_t offset);
 float *sae_gradp(const sae_sae *s, int64_t offset);
 
+/* Best wall time over `reps` of the five sgemm products of one training
+ * step (B rows, d_in D, d_sae H) on private buffers, timed with `clock`
+ * (seconds). */
+sae_status sae_bench_products(int64_t B, int64_t D, int64_t H, int reps,
+                              double (*clock)(void), double *best);
+
 #endif

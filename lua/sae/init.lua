@@ -7,7 +7,8 @@ local core = require "sae.core"
 
 local sae = {}
 for name, value in pairs(core) do
-  if name ~= "Tensor_mt" and name ~= "SAE_mt" and name ~= "SAE_new" then
+  if name ~= "Tensor_mt" and name ~= "SAE_mt" and name ~= "SAE_new"
+    and name ~= "SAE_bench_products" then
     sae[name] = value
   end
 end
