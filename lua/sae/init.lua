@@ -22,5 +22,6 @@ require("sae.autoencoder")(sae, core)
 
 sae.optim = require "sae.optim"
 sae.train = require "sae.train"
+sae.toy = require "sae.toy"
 
 return sae
