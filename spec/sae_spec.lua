@@ -330,6 +330,21 @@ describe("sae.SAE", function()
       assert.same({ 2, 4 }, log.frac_active[1]:shape())
     end)
 
+    it("resamples on schedule and marks resampled neurons in the log", function()
+      local model = sae.toy.Model { n_instances = 2, n_features = 5, n_hidden = 2,
+        feature_probability = 0.01, seed = 3 }
+      local s = sae.SAE { n_instances = 2, n_input_ae = 2, n_hidden_ae = 5, seed = 4 }
+      -- biases far below zero: every neuron is dead from the start
+      s.b_enc:fill_(-100)
+      local log = s:train { model = model, steps = 60, batch_size = 64, log_every = 10,
+        neuron_resample_window = 25, dead_neuron_window = 10, resample_method = "anthropic" }
+      assert.equal("Step 20/60: no resampling yet", log.titles[3])
+      assert.same({ "black", "black", "black", "black", "black" }, log.colors[3][2])
+      assert.equal("Step 30/60: resampling 10/10 neurons", log.titles[4])
+      assert.same({ "red", "red", "red", "red", "red" }, log.colors[4][1])
+      for _, b in ipairs(s.b_enc:totable()[1]) do assert.is_true(b > -100) end
+    end)
+
     it("rejects bad options", function()
       local s = sae.SAE { n_instances = 1, n_input_ae = 2, n_hidden_ae = 2 }
       local data = function(B) return sae.zeros(B, 1, 2) end

@@ -115,7 +115,7 @@ return function(sae, core)
     local last = sae.zeros(I, H, "int64"):fill_(-(1 << 40))
     local log = { W_enc = {}, W_dec = {}, colors = {}, titles = {}, frac_active = {},
       steps = {}, loss = {} }
-    local colors, title = nil, "no resampling yet"
+    local colors, title = colors_from(sae.zeros(I, H, "int64")), "no resampling yet"
 
     for step = 0, steps - 1 do
       self:normalize_decoder()
@@ -134,14 +134,15 @@ return function(sae, core)
       self:mark_active(last, step)
 
       if step % log_every == 0 or step + 1 == steps then
-        log.W_enc[#log.W_enc + 1] = self.W_enc:clone()
-        log.W_dec[#log.W_dec + 1] = self.tied_weights and self.W_enc:transpose(2, 3):contiguous()
+        local n = #log.steps + 1
+        log.W_enc[n] = self.W_enc:clone()
+        log.W_dec[n] = self.tied_weights and self.W_enc:transpose(2, 3):contiguous()
           or self.W_dec:clone()
-        log.colors[#log.colors + 1] = colors
-        log.titles[#log.titles + 1] = string.format("Step %d/%d: %s", step, steps, title)
-        log.frac_active[#log.frac_active + 1] = self:frac_active()
-        log.steps[#log.steps + 1] = step
-        log.loss[#log.loss + 1] = loss
+        log.colors[n] = colors
+        log.titles[n] = string.format("Step %d/%d: %s", step, steps, title)
+        log.frac_active[n] = self:frac_active()
+        log.steps[n] = step
+        log.loss[n] = loss
         local l1, l2 = self:loss_parts()
         bar:update(step + 1, { { "l1", self.l1_coeff * l1 }, { "l2", l2 }, { "lr", step_lr } })
         if on_log then on_log(step, loss, self, step_lr) end
