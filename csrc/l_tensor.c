@@ -208,6 +208,13 @@ static int64_t l_checkindex(lua_State *L, int arg, int64_t n, const char *fname,
 }
 
 
+static void check_not_0d(lua_State *L, const sae_tensor *t, const char *fname) {
+  if (t->ndim == 0)
+    luaL_error(L, "%s: argument #1 expected a tensor with at least one dim, "
+               "got a 0-d tensor", fname);
+}
+
+
 /* -------------------------------------------------------------- creation */
 
 /* Walks a nested table once to find its shape, checking every level. */
@@ -303,8 +310,7 @@ static int l_tensor(lua_State *L) {
                                              : (float)lua_tonumber(L, 1);
     } else {
       if (lua_isboolean(L, 1)) tensor_i64(t)[0] = lua_toboolean(L, 1);
-      else if (!lua_isinteger(L, 1) && !luaL_checkinteger(L, 1)) return 0;
-      else tensor_i64(t)[0] = lua_tointeger(L, 1);
+      else tensor_i64(t)[0] = luaL_checkinteger(L, 1);
     }
     return 1;
   }
@@ -433,6 +439,7 @@ static int l_shape(lua_State *L) {
 static int l_size(lua_State *L) {
   sae_tensor *t = l_checktensor(L, 1, "size");
   if (lua_isnoneornil(L, 2)) return l_shape(L);
+  check_not_0d(L, t, "size");
   lua_pushinteger(L, t->size[l_checkdim(L, 2, t->ndim, 0, "size")]);
   return 1;
 }
@@ -441,6 +448,7 @@ static int l_size(lua_State *L) {
 static int l_stride(lua_State *L) {
   sae_tensor *t = l_checktensor(L, 1, "stride");
   if (!lua_isnoneornil(L, 2)) {
+    check_not_0d(L, t, "stride");
     lua_pushinteger(L, t->stride[l_checkdim(L, 2, t->ndim, 0, "stride")]);
     return 1;
   }
@@ -636,24 +644,29 @@ static int l_squeeze(lua_State *L) {
 }
 
 
-/* x:narrow(dim, start, length): start is 1-based. */
+/* x:narrow(dim, start, length): start is 1-based, negative counts from the
+ * end; start may be one past the end when length is 0. */
 static int l_narrow(lua_State *L) {
   sae_tensor *t = l_checktensor(L, 1, "narrow");
+  check_not_0d(L, t, "narrow");
   int d = l_checkdim(L, 2, t->ndim, 0, "narrow");
-  int64_t start = l_checkindex(L, 3, t->size[d] + 1, "narrow", "start");
+  int64_t n = t->size[d];
+  lua_Integer start = luaL_checkinteger(L, 3);
   lua_Integer len = luaL_checkinteger(L, 4);
-  if (start == t->size[d] && len > 0) start = t->size[d] + 1; /* force error */
-  if (len < 0 || start + len > t->size[d]) {
+  int64_t first = start < 0 ? start + n : start - 1;
+  if (start == 0 || first < 0 || first > n)
+    return luaL_error(L, "narrow: argument #3 (start) expected an index in "
+                      "[1, %I] (or negative from the end), got %I",
+                      (lua_Integer)n, start);
+  if (len < 0 || len > n - first) {
     char sa[160];
     return luaL_error(L, "narrow: argument #4 (length) expected a length in "
                       "[0, %I] for start %I in dim %d of shape %s, got %I",
-                      (lua_Integer)(t->size[d] - (start < t->size[d] ? start
-                                                : t->size[d])),
-                      (lua_Integer)lua_tointeger(L, 3), d + 1,
-                      l_shapestr(t, sa, sizeof sa), (lua_Integer)len);
+                      (lua_Integer)(n - first), start, d + 1,
+                      l_shapestr(t, sa, sizeof sa), len);
   }
   sae_tensor *v = l_pushview(L, t);
-  v->offset += start * t->stride[d];
+  v->offset += first * t->stride[d];
   v->size[d] = len;
   return 1;
 }
@@ -672,8 +685,7 @@ static void select_into(sae_tensor *v, const sae_tensor *t, int d, int64_t i) {
 /* x:select(dim, index): a view with that dim removed. */
 static int l_select(lua_State *L) {
   sae_tensor *t = l_checktensor(L, 1, "select");
-  if (t->ndim == 0)
-    return luaL_error(L, "select: cannot select from a 0-d tensor");
+  check_not_0d(L, t, "select");
   int d = l_checkdim(L, 2, t->ndim, 0, "select");
   int64_t i = l_checkindex(L, 3, t->size[d], "select", "index");
   sae_tensor *v = l_pushview(L, t);
@@ -694,7 +706,6 @@ static int l_expand(lua_State *L) {
     memcpy(size, other->size, sizeof size);
   } else {
     n = l_checkshape(L, 2, -1, "expand", 1, size);
-    for (int i = 0, inferred = 0; i < n; i++) inferred += size[i] == -1;
   }
   if (n < t->ndim) goto bad;
   sae_tensor *v = l_pushview(L, t);

@@ -17,8 +17,10 @@ dependencies = {
   "lua >= 5.4",
 }
 external_dependencies = {
+  -- Only the library is checked: Debian installs cblas.h under the
+  -- multiarch include directory, which the compiler searches by default
+  -- but luarocks 3.8's header check does not.
   OPENBLAS = {
-    header = "cblas.h",
     library = "openblas",
   },
 }
