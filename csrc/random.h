@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "tensor.h"
+
 typedef struct sae_generator {
   uint64_t seed;
   uint64_t counter;
@@ -60,5 +62,31 @@ void rng_fill_uniform(float *out, int64_t n, uint64_t seed, uint64_t base,
                       float low, float high);
 void rng_fill_normal(float *out, int64_t n, uint64_t seed, uint64_t base,
                      float mean, float std);
+
+/* Fills `out` with n integers uniform in [low, low + span), span >= 1. */
+void rng_fill_randint(int64_t *out, int64_t n, uint64_t seed, uint64_t base,
+                      int64_t low, uint64_t span);
+
+/* Writes a random permutation of 0 .. n-1 to `out` (Fisher-Yates; step i
+ * uses counter base + i, so it takes n counters). */
+void rng_randperm(int64_t *out, int64_t n, uint64_t seed, uint64_t base);
+
+/* Draws n 0-based category indices for each of the `rows` rows of
+ * `weights` (rows x k, contiguous, each row nonnegative with a positive
+ * finite sum) into `out` (rows x n).
+ *
+ * With replacement, sample j of row r inverts the row's cumulative sum at
+ * a uniform from counter base + r*n + j. Without replacement, category c
+ * of row r gets the key -log(U)/w, an exponential variable with rate w,
+ * with U from counter base + r*k + c. The n smallest keys win in
+ * increasing order. Because the minimum of independent exponentials is
+ * category c with probability w_c / sum(w), and the rest stay
+ * exponential, this matches drawing one category at a time and removing
+ * it. The caller checks that n is at most the count of positive weights.
+ * Counters used: rows*n with replacement, rows*k without.
+ * Returns SAE_ENOMEM when the work buffer cannot be allocated. */
+sae_status rng_multinomial(int64_t *out, const float *weights, int64_t rows,
+                           int64_t k, int64_t n, int replacement,
+                           uint64_t seed, uint64_t base);
 
 #endif

@@ -1,0 +1,165 @@
+-- Tensor core speed: matmul against OpenBLAS's own cblas_sgemm, and
+-- elementwise ops against a plain C loop, both measured in this process,
+-- then the same cases against PyTorch (bench/tensor_ref.py, 2 threads).
+-- Every time is the fastest of several repetitions after a warm-up, and
+-- ours and the reference alternate over ROUNDS rounds, so a burst of load
+-- from other processes hurts both sides alike.
+
+local sae = require "sae"
+local core = sae.core
+
+local clock = core._bench_clock
+local ELEMENTS = 1 << 20
+local ROUNDS = 3
+
+-- Returns the fastest of `reps` timed calls of fn, after one warm-up.
+local function fastest(fn, reps)
+  fn()
+  local best = math.huge
+  for i = 1, reps do
+    local start = clock()
+    fn()
+    best = math.min(best, clock() - start)
+    -- results are freed outside the timed region; Lua's collector does not
+    -- see the size of tensor storage, so it is run by hand
+    if i % 16 == 0 then collectgarbage() end
+  end
+  collectgarbage()
+  return best
+end
+
+-- Returns the fastest times of ours() and reference(), each a function
+-- returning seconds, over ROUNDS alternating rounds.
+local function alternate(ours, reference)
+  local best_ours, best_reference = math.huge, math.huge
+  for _ = 1, ROUNDS do
+    best_ours = math.min(best_ours, ours())
+    best_reference = math.min(best_reference, reference())
+  end
+  return best_ours, best_reference
+end
+
+-- Returns a table of case name to seconds from bench/tensor_ref.py, or
+-- nil and a message when PyTorch cannot run.
+local function pytorch_times(script_dir)
+  local pipe = io.popen("/usr/bin/python3 " .. script_dir .. "/tensor_ref.py 2>&1")
+  if pipe == nil then return nil, "cannot start /usr/bin/python3" end
+  local output = pipe:read("a")
+  pipe:close()
+  local times = {}
+  for name, value in output:gmatch('"([%w_]+)"%s*:%s*([%d%.eE+-]+)') do
+    times[name] = tonumber(value)
+  end
+  if next(times) == nil then
+    return nil, "no timings from tensor_ref.py: " .. output:sub(1, 200)
+  end
+  times.version = output:match('"version"%s*:%s*"([^"]+)"')
+  return times
+end
+
+-- Cases shared by the OpenBLAS and PyTorch comparisons.
+local function matmul_cases()
+  local cases = {}
+  for _, n in ipairs({ 1024, 2048 }) do
+    local a, b = sae.randn(n, n), sae.randn(n, n)
+    local out = sae.empty(n, n)
+    cases[#cases + 1] = {
+      key = "matmul_" .. n, label = string.format("matmul %dx%dx%d", n, n, n),
+      m = n, n = n, k = n, reps = n == 1024 and 6 or 3,
+      run = function() return a:matmul(b) end,
+    }
+    cases[#cases + 1] = {
+      label = string.format("matmul %dx%dx%d into out", n, n, n),
+      m = n, n = n, k = n, reps = n == 1024 and 6 or 3,
+      run = function() return a:matmul(b, out) end,
+    }
+  end
+  local n = 2048
+  local at, b = sae.randn(n, n):t(), sae.randn(n, n)
+  cases[#cases + 1] = {
+    key = "matmul_2048_at", label = "matmul 2048 with a transposed",
+    m = n, n = n, k = n, reps = 3, trans_a = true,
+    run = function() return at:matmul(b) end,
+  }
+  local ba, bb = sae.randn(64, 128, 128), sae.randn(64, 128, 128)
+  cases[#cases + 1] = {
+    key = "bmm_64x128", label = "matmul [64,128,128] batched",
+    m = 128, n = 128, k = 128, batch = 64, reps = 20,
+    run = function() return ba:matmul(bb) end,
+  }
+  return cases
+end
+
+local function elementwise_cases()
+  local methods = sae.Tensor
+  local x, y = sae.randn(ELEMENTS), sae.randn(ELEMENTS)
+  local cases = {
+    { key = "add", inputs = 2, method = "add", run = function() return x:add(y) end },
+    { key = "mul", inputs = 2, method = "mul", run = function() return x:mul(y) end },
+    { key = "relu", inputs = 1, method = "relu", run = function() return x:relu() end },
+    { key = "exp", inputs = 1, method = "exp", run = function() return x:exp() end },
+  }
+  local available = {}
+  for _, case in ipairs(cases) do
+    if methods[case.method] ~= nil then available[#available + 1] = case end
+  end
+  return available, #available < #cases
+end
+
+return function(report)
+  local script_dir = (arg and arg[0] or "bench/run.lua"):match("^(.*)/[^/]*$")
+    or "."
+
+  report.section("matmul vs OpenBLAS cblas_sgemm in this process "
+    .. "(ratio = our speed / theirs; target >= 0.90)")
+  local cases = matmul_cases()
+  for _, case in ipairs(cases) do
+    local batch = case.batch or 1
+    local reference
+    case.ours, reference = alternate(
+      function() return fastest(case.run, case.reps) end,
+      function()
+        return core._bench_sgemm(case.m, case.n, case.k, case.reps,
+          case.trans_a, case.trans_b, batch)
+      end)
+    local flops = 2 * case.m * case.n * case.k * batch
+    report(case.label, case.ours, reference, string.format(
+      "%.1f vs %.1f GFLOP/s", flops / case.ours / 1e9, flops / reference / 1e9))
+  end
+
+  report.section(string.format("elementwise on %d float32 elements vs a "
+    .. "plain C loop (ratio = our speed / theirs)", ELEMENTS))
+  local ops, missing = elementwise_cases()
+  if missing then
+    print("  (some of add, mul, relu, exp are missing from sae.Tensor: skipped)")
+  end
+  for _, case in ipairs(ops) do
+    local reference
+    case.ours, reference = alternate(
+      function() return fastest(case.run, 100) end,
+      function()
+        -- the faster of a serial and a 2-thread OpenMP loop
+        return math.min(core._bench_stream(ELEMENTS, 100, case.inputs, false),
+          core._bench_stream(ELEMENTS, 100, case.inputs, true))
+      end)
+    local bytes = 4 * ELEMENTS * (case.inputs + 1)
+    report(case.key, case.ours, reference, string.format(
+      "%.1f vs %.1f GB/s (C loop: %s)", bytes / case.ours / 1e9,
+      bytes / reference / 1e9, case.inputs == 2 and "c = a + b" or "c = a"))
+  end
+
+  local times, err = pytorch_times(script_dir)
+  if times == nil then
+    report.section("vs PyTorch: skipped")
+    print("  " .. err)
+    return
+  end
+  report.section(string.format("vs PyTorch %s with %d threads (ratio = our "
+    .. "speed / theirs)", times.version or "?", times.threads or 0))
+  for _, case in ipairs(cases) do
+    if case.key then report(case.label, case.ours, times[case.key]) end
+  end
+  for _, case in ipairs(ops) do
+    report(case.key, case.ours, times[case.key])
+  end
+end
