@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,21 +141,23 @@ static void check_probabilities(lua_State *L, const toy_model *m) {
   for (int64_t i = 0; i < I; i++)
     for (int64_t f = 0; f < F; f++) {
       float p = m->feature_probability[i * F + f];
+      char value[32];
+      snprintf(value, sizeof value, "%.7g", (double)p);
       if (!(p >= 0.0f && p <= 1.0f))
         luaL_error(L, "Model: argument #1 (feature_probability) expected "
-                   "values in [0, 1], got %f at instance %I, feature %I",
-                   (double)p, (lua_Integer)(i + 1), (lua_Integer)(f + 1));
+                   "values in [0, 1], got %s at instance %I, feature %I",
+                   value, (lua_Integer)(i + 1), (lua_Integer)(f + 1));
       if (f >= anti0 && f < anti1 && p > 0.5f)
         luaL_error(L, "Model: argument #1 (feature_probability) expected "
                    "values <= 0.5 for anticorrelated pairs (one of the pair "
-                   "is present with probability 2p), got %f at instance %I, "
-                   "feature %I", (double)p, (lua_Integer)(i + 1),
+                   "is present with probability 2p), got %s at instance %I, "
+                   "feature %I", value, (lua_Integer)(i + 1),
                    (lua_Integer)(f + 1));
     }
   for (int64_t k = 0; k < I * F; k++)
     if (!isfinite(m->importance[k]))
       luaL_error(L, "Model: argument #1 (importance) expected finite values, "
-                 "got %f", (double)m->importance[k]);
+                 "got %s", m->importance[k] != m->importance[k] ? "nan" : "inf");
 }
 
 

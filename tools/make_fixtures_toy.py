@@ -52,22 +52,13 @@ def write_fixture(name, header, table):
     print("wrote", os.path.relpath(path), os.path.getsize(path), "bytes")
 
 
-def round_f32(t):
-    """Round through the %.9g text the fixture stores, so both sides start
-    from the same float32 values."""
-    return torch.tensor([[float("%.9g" % x) for x in row] for row in t.tolist()]
-                        if t.dim() == 2 else
-                        [float("%.9g" % x) for x in t.tolist()],
-                        dtype=torch.float32)
-
-
 def optimizer_trajectory(kind, opts, steps, gen):
     """Run an optimizer over two parameters for `steps` given gradients and
     record the parameters after every step."""
-    p1 = round_f32(torch.randn(2, 3, generator=gen))
-    p2 = round_f32(torch.randn(4, generator=gen))
-    grads = [(round_f32(torch.randn(2, 3, generator=gen)),
-              round_f32(torch.randn(4, generator=gen))) for _ in range(steps)]
+    p1 = (torch.randn(2, 3, generator=gen))
+    p2 = (torch.randn(4, generator=gen))
+    grads = [((torch.randn(2, 3, generator=gen)),
+              (torch.randn(4, generator=gen))) for _ in range(steps)]
     params = [p1.clone().requires_grad_(True), p2.clone().requires_grad_(True)]
     cls = torch.optim.Adam if kind == "Adam" else torch.optim.SGD
     opt = cls(params, **opts)
@@ -108,6 +99,74 @@ def make_optim():
                   "torch.optim.Adam and torch.optim.SGD trajectories.", table)
 
 
+def rand_values(shape, gen, low=-1.0, high=1.0, zero_prob=0.0):
+    """Uniform float32 values in [low, high), some set to zero. Float32
+    values survive the %.9g text of the fixture exactly."""
+    t = low + (high - low) * torch.rand(shape, generator=gen)
+    if zero_prob > 0:
+        t = torch.where(torch.rand(shape, generator=gen) < zero_prob,
+                        torch.zeros(()), t)
+    return t
+
+
+def model_case(kind, gen, B=4, I=2, F=5, H=3):
+    """Forward, loss and gradients of one toy model, written as the
+    exercises write them (einsum, ReLU, importance-weighted MSE)."""
+    importance = rand_values((I, F), gen, 0.1, 1.0)
+    b_final = rand_values((I, F), gen, -0.3, 0.3)
+    x = rand_values((B, I, F), gen, -1.0 if kind == "computation" else 0.0, 1.0,
+                zero_prob=0.4)
+    case = {"kind": kind, "importance": importance, "b_final": b_final, "x": x}
+    b = b_final.clone().requires_grad_(True)
+    if kind == "computation":
+        W1 = rand_values((I, H, F), gen, -0.7, 0.7).requires_grad_(True)
+        W2 = rand_values((I, F, H), gen, -0.7, 0.7).requires_grad_(True)
+        case["W1"], case["W2"] = W1.detach().clone(), W2.detach().clone()
+        h = torch.relu(torch.einsum("bif,ihf->bih", x, W1))
+        out = torch.relu(torch.einsum("bih,ifh->bif", h, W2) + b)
+        target = x.abs()
+    else:
+        W = rand_values((I, H, F), gen, -0.7, 0.7).requires_grad_(True)
+        case["W"] = W.detach().clone()
+        h = torch.einsum("bif,ihf->bih", x, W)
+        if kind == "neuron":
+            h = torch.relu(h)
+        out = torch.relu(torch.einsum("bih,ihf->bif", h, W) + b)
+        target = x
+    per_instance = (importance * (target - out) ** 2).mean(dim=(0, 2))
+    loss = per_instance.sum()
+    loss.backward()
+    case.update({"hidden": h.detach(), "out": out.detach(),
+                 "loss": loss.item(), "instance_losses": per_instance.detach()})
+    if kind == "computation":
+        case["grad_W1"], case["grad_W2"] = W1.grad, W2.grad
+    else:
+        case["grad_W"] = W.grad
+    case["grad_b_final"] = b.grad
+    return case
+
+
+def dimensionality_case(gen):
+    """Feature dimensionality as the exercises compute it."""
+    W = rand_values((3, 4, 8), gen)
+    W_norms = W.norm(dim=1, keepdim=True)
+    W_normed = W / (W_norms + 1e-8)
+    interference = torch.einsum("ihf,ihg->ifg", W_normed, W) ** 2
+    dims = W_norms.squeeze(1) ** 2 / interference.sum(dim=-1)
+    per_feature = W.shape[1] / W.norm(dim=(1, 2)) ** 2
+    return {"W": W, "dims": dims, "dims_per_feature": per_feature}
+
+
+def make_models():
+    gen = torch.Generator().manual_seed(4321)
+    table = {kind: model_case(kind, gen)
+             for kind in ("linear", "neuron", "computation")}
+    table["dimensionality"] = dimensionality_case(gen)
+    write_fixture("toy_models.lua", "Toy-model forward, loss, gradients and "
+                  "dimensionality computed with PyTorch.", table)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     make_optim()
+    make_models()

@@ -24,4 +24,7 @@ sae.optim = require "sae.optim"
 sae.train = require "sae.train"
 sae.toy = require "sae.toy"
 
+-- Plots through gnuplot; plain Lua, loaded here because it is small.
+sae.plot = require "sae.plot"
+
 return sae
