@@ -53,7 +53,12 @@ model:train { steps = quick and 3000 or 10000, progress = progress, seed = 1 }
 print(string.format("trained the toy model (%d instances)", I))
 try_plot("features_in_2d", model.W, {
   title = "Superposition: 5 features represented in 2D space",
-  out = "out/05_toy_features.png",
+  file = "out/05_toy_features.png",
+})
+try_plot("features_in_2d", model.W, {
+  title = "Hidden states of a random batch (gray) under the feature directions",
+  hidden = model:hidden(model:generate_batch(250)),
+  file = "out/05_toy_hidden.png",
 })
 
 
@@ -165,18 +170,32 @@ local function train_sae(title, l1_coeff, opts)
   return autoencoder, log
 end
 
+-- One animation frame per logged step: encoder columns in the top row,
+-- decoder rows (transposed to [I, 2, d_sae]) below, resampled neurons red.
 local function plots(tag, log, autoencoder)
-  try_plot("animate_features_in_2d",
-    { ["Encoder weights"] = log.W_enc, ["Decoder weights"] = log.W_dec },
-    { steps = log.steps, colors = log.colors, titles = log.titles,
-      out = "out/05_" .. tag .. "_features.gif" })
-  try_plot("frac_active_line", log.frac_active, {
-    feature_probability = 0.01, steps = log.steps,
-    title = "Probability of SAE neurons being active during training (" .. tag .. ")",
-    out = "out/05_" .. tag .. "_frac_active.png",
+  local frames = {}
+  for n = 1, #log.steps do
+    frames[n] = {
+      rows = { log.W_enc[n], log.W_dec[n]:transpose(2, 3) },
+      colors = log.colors[n],
+      title = log.titles[n],
+    }
+  end
+  try_plot("animate_features_in_2d", frames, {
+    row_titles = { "Encoder weights", "Decoder weights" },
+    file = "out/05_" .. tag .. "_features.gif",
   })
-  try_plot("reconstruction", autoencoder, hidden_batch(250), {
-    out = "out/05_" .. tag .. "_reconstruction.png",
+  local frac = sae.zeros(#log.frac_active, I, F)
+  for n, f in ipairs(log.frac_active) do frac[n]:copy_(f) end
+  try_plot("frac_active_line", frac, {
+    x = log.steps, feature_probability = 0.01,
+    title = "Fraction of the batch on which each SAE neuron fires (" .. tag .. ")",
+    file = "out/05_" .. tag .. "_frac_active.png",
+  })
+  local h = hidden_batch(250)
+  try_plot("reconstruction", h, autoencoder:forward(h).h_reconstructed, {
+    title = "Hidden states and their SAE reconstructions (" .. tag .. ")",
+    file = "out/05_" .. tag .. "_reconstruction.png",
   })
 end
 
