@@ -345,6 +345,20 @@ describe("sae.SAE", function()
       for _, b in ipairs(s.b_enc:totable()[1]) do assert.is_true(b > -100) end
     end)
 
+    it("gives the same weights with sae.optim.Adam as with the built-in Adam", function()
+      local h = sae.tensor(random_table({ 32, 2, 3 }, 1))
+      local data = function() return h end
+      local a = make(2, 3, 4, false)
+      local b = sae.SAE { n_instances = 2, n_input_ae = 3, n_hidden_ae = 4, l1_coeff = a.l1_coeff }
+      set_params(b, params_of(a))
+      a:train { data = data, steps = 20, batch_size = 32, lr = 0.01 }
+      b:train { data = data, steps = 20, batch_size = 32, lr = 0.01,
+        optimizer = sae.optim.Adam(b:parameters(), { lr = 0.01 }) }
+      for _, e in ipairs(a:parameters()) do
+        assert_close(e.param:totable(), b[e.name]:totable(), 1e-5, e.name)
+      end
+    end)
+
     it("rejects bad options", function()
       local s = sae.SAE { n_instances = 1, n_input_ae = 2, n_hidden_ae = 2 }
       local data = function(B) return sae.zeros(B, 1, 2) end

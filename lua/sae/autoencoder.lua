@@ -63,8 +63,11 @@ return function(sae, core)
     return sae.tensor({ rows })
   end
 
-  --- Trains the autoencoder with Adam on hidden states from `model`
-  -- (model:hidden(model:generate_batch(B))) or from `data(B)`.
+  --- Trains the autoencoder on hidden states from `model`
+  -- (model:hidden(model:generate_batch(B))) or from `data(B)`, with the
+  -- built-in Adam (options betas, eps, weight_decay) or with `optimizer`,
+  -- an optimizer over self:parameters() such as sae.optim.Adam. A neuron
+  -- is dead when it did not fire in the last `dead_neuron_window` steps.
   -- Returns the data log {W_enc, W_dec, colors, titles, frac_active,
   -- steps, loss} with one entry per logged step.
   function methods.train(self, opts)
@@ -108,6 +111,7 @@ return function(sae, core)
     local betas = opts.betas or { 0.9, 0.999 }
     local eps = opts.eps or 1e-8
     local weight_decay = opts.weight_decay or 0.0
+    local optimizer = opts.optimizer
     local on_log = opts.on_log
     local bar = sae.train.progress(steps, { enabled = opts.progress == true })
 
@@ -124,13 +128,25 @@ return function(sae, core)
         local mask
         mask, title = self:resample_neurons(data(batch_size), window, scale, method)
         colors = colors_from(mask)
+        if optimizer ~= nil then
+          -- resample_neurons resets the built-in Adam moments itself
+          local m = mask:float()
+          optimizer:reset_state(self.W_enc, m:view(I, 1, H))
+          if self.W_dec ~= nil then optimizer:reset_state(self.W_dec, m:view(I, H, 1)) end
+          optimizer:reset_state(self.b_enc, m)
+        end
       end
 
       local step_lr = lr * lr_scale(step, steps)
       local h = data(batch_size)
       self:zero_grad()
       local loss = self:backward(h)
-      self:adam_step(step_lr, betas[1], betas[2], eps, weight_decay)
+      if optimizer ~= nil then
+        optimizer:set_lr(step_lr)
+        optimizer:step()
+      else
+        self:adam_step(step_lr, betas[1], betas[2], eps, weight_decay)
+      end
       self:mark_active(last, step)
 
       if step % log_every == 0 or step + 1 == steps then
