@@ -661,7 +661,7 @@ int64_t sae_resample(sae_sae *s, const unsigned char *dead,
                      const int64_t *hstride, int64_t batch) {
   const int64_t I = s->n_instances, D = s->d_in, H = s->d_sae;
   int64_t total = 0;
-  /* the rec scratch row of the first batch entry holds one direction */
+  /* the first row of the rec scratch stores the direction being written */
   float *u = s->rec;
 
   if (method == SAE_RESAMPLE_ANTHROPIC) sae_pass(s, h, hstride, batch, 0);

@@ -12,7 +12,8 @@
  * order), their gradients and the Adam moments in buffers of the same
  * layout, so one loop updates everything.
  *
- * This layer knows nothing of Lua; the binding checks arguments first.
+ * This layer does not include lua.h. The binding checks arguments before
+ * calling it.
  */
 #ifndef SAE_SAE_H
 #define SAE_SAE_H

@@ -1,7 +1,7 @@
 -- 05: sparse autoencoders on toy models.
 --
 -- We train the 5-features-in-2-D toy model at feature probability 0.01,
--- so the hidden space holds five known feature directions in a pentagon.
+-- so the hidden space contains five known feature directions in a pentagon.
 -- SAEs with five hidden units then learn to reconstruct the hidden
 -- states; we check whether their decoder rows find the true features,
 -- first without resampling (some neurons die and their features stay
@@ -64,10 +64,11 @@ try_plot("features_in_2d", model.W, {
 
 -- 2. Matching SAE decoder rows to the true features ----------------------------
 
--- Cosine similarity of feature f's direction (column f of W[i], in the
--- hidden space) with every decoder row; best match per feature, and the
--- one-to-one assignment of features to neurons that maximises the
--- smallest cosine (F and d_sae are small, so a search over injections).
+-- Compares feature f's direction (column f of W[i], in the hidden space)
+-- with every decoder row by cosine similarity. Returns the best row per
+-- feature, and the one-to-one assignment of features to rows that
+-- maximises the smallest cosine. F and d_sae are small, so the search
+-- tries every assignment.
 local function match(W, W_dec, i)
   local w, d = W[i], W_dec[i]
   local nf, nk = #w[1], #d

@@ -26,7 +26,7 @@ local function enc_col(W_enc, i, k)
   return c
 end
 
--- dead[i][k] true for neurons 1 and 4 of instance 1 and all of instance 3
+-- A frac_active window of 3 steps that is 0 exactly where dead[i][k].
 local function window_for(dead)
   local w = {}
   for step = 1, 3 do
@@ -39,6 +39,7 @@ local function window_for(dead)
   return sae.tensor(w)
 end
 
+-- Dead neurons: 1 and 4 of instance 1, and all of instance 3.
 local function pattern()
   local dead = {}
   for i = 1, I do
