@@ -376,8 +376,13 @@ static int l_resample_neurons(lua_State *L) {
   int64_t hs[3];
   sae_tensor *h = check_h(L, s, "resample_neurons", hs);
   float scale = (float)luaL_optnumber(L, 4, 0.2);
-  static const char *const methods[] = { "simple", "anthropic", NULL };
-  int method = luaL_checkoption(L, 5, "simple", methods);
+  const char *name = luaL_optstring(L, 5, "simple");
+  int method;
+  if (strcmp(name, "simple") == 0) method = SAE_RESAMPLE_SIMPLE;
+  else if (strcmp(name, "anthropic") == 0) method = SAE_RESAMPLE_ANTHROPIC;
+  else
+    return luaL_error(L, "resample_neurons: argument #4 (method) expected "
+                      "\"simple\" or \"anthropic\", got %s", name);
   int64_t I = s->n_instances, H = s->d_sae, size[2] = { I, H };
 
   sae_tensor *mask = l_newtensor(L, SAE_INT64, 2, size, 1);

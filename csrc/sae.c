@@ -352,10 +352,12 @@ static void pass_loops(sae_sae *s, const float *h, const int64_t *hs,
   int parallel = B * I * D * H >= SAE_PARALLEL_MIN_WORK && nt > 1;
   int used = parallel ? nt : 1;
 
+  for (int t = 0; t < used; t++)
+    memset(s->tacc + (int64_t)t * len, 0, (size_t)(npar + I * H) * sizeof(float));
+
   #pragma omp parallel num_threads(nt) if (parallel)
   {
     float *acc = s->tacc + (int64_t)thread_num() * len;
-    memset(acc, 0, (size_t)(npar + I * H) * sizeof(float));
     #pragma omp for schedule(static)
     for (int64_t task = 0; task < I * nblocks; task++) {
       int64_t i = task / nblocks, b0 = (task % nblocks) * SAE_BLOCK;
