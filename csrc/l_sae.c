@@ -326,12 +326,17 @@ static int l_adam_steps(lua_State *L) {
 }
 
 
-/* sae:set_path("auto" | "loops" | "blas"): which kernels run (specs and
- * benchmarks compare them) */
+/* sae:set_path("auto" | "loops" | "generic" | "blas"): which kernels run,
+ * for specs and benchmarks that compare them. "generic" is the loop path
+ * without its compile-time specialisations. */
 static int l_set_path(lua_State *L) {
   sae_sae *s = check_sae(L, "set_path");
-  static const char *const names[] = { "auto", "loops", "blas", NULL };
-  s->path = (sae_path)luaL_checkoption(L, 2, NULL, names);
+  static const char *const names[] = { "auto", "loops", "generic", "blas", NULL };
+  static const sae_path paths[] = { SAE_PATH_AUTO, SAE_PATH_LOOPS,
+                                    SAE_PATH_LOOPS, SAE_PATH_BLAS };
+  int option = luaL_checkoption(L, 2, NULL, names);
+  s->path = paths[option];
+  s->fast_small = option != 2;
   s->cap_batch = 0;   /* reallocate the scratch on the next pass */
   return 0;
 }

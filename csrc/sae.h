@@ -40,6 +40,7 @@ typedef struct sae_sae {
 
   /* scratch for batches of up to cap_batch rows (see sae_reserve) */
   sae_path path, chosen;
+  int fast_small;   /* use compile-time specialisations (default 1) */
   int64_t cap_batch;
   int nthreads;
   float *hc;        /* [B, I, D] h - b_dec */

@@ -146,10 +146,10 @@ describe("sae.SAE", function()
     end)
   end)
 
-  for _, kind in ipairs({ "untied", "tied" }) do
+  for _, kind in ipairs({ "untied", "tied", "untied_2_to_5", "tied_2_to_5" }) do
     local fx = fixtures[kind]
     describe(kind .. " forward() and backward() against PyTorch", function()
-      for _, path in ipairs({ "loops", "blas" }) do
+      for _, path in ipairs({ "loops", "generic", "blas" }) do
         it("match the fixture on the " .. path .. " path", function()
           local s = sae.SAE { n_instances = fx.n_instances, n_input_ae = fx.n_input_ae,
             n_hidden_ae = fx.n_hidden_ae, l1_coeff = fx.l1_coeff, tied_weights = fx.tied_weights }
@@ -175,8 +175,9 @@ describe("sae.SAE", function()
       end
     end)
 
+    if kind == "untied" or kind == "tied" then
     describe(kind .. " against the plain-Lua reference", function()
-      local tied = kind == "tied"
+      local tied = fx.tied_weights
       for _, case in ipairs({ { 3, 2, 5, 16 }, { 2, 24, 40, 9 } }) do
         local I, D, H, B = table.unpack(case)
         for _, path in ipairs({ "loops", "blas" }) do
@@ -199,9 +200,10 @@ describe("sae.SAE", function()
     end)
 
     describe(kind .. " gradients", function()
-      local tied = kind == "tied"
-      it("match double-precision finite differences of the reference loss", function()
-        local I, D, H, B = 2, 3, 6, 7
+      local tied = fx.tied_weights
+      for _, case in ipairs({ { 2, 3, 6, 7 }, { 2, 2, 5, 13 } }) do
+      local I, D, H, B = table.unpack(case)
+      it(string.format("match finite differences for d_in=%d, d_sae=%d", D, H), function()
         local s = make(I, D, H, tied, 0.3)
         local h = random_table({ B, I, D }, 1.5)
         s:zero_grad()
@@ -233,6 +235,7 @@ describe("sae.SAE", function()
           end
         end
       end)
+      end
 
       it("accumulate over calls until zero_grad()", function()
         local s = make(2, 3, 4, tied)
@@ -247,9 +250,31 @@ describe("sae.SAE", function()
         assert.same(flat(sae.zeros(2, 3, 4):totable()), flat(s.grad.W_enc:totable()))
       end)
     end)
+    end
   end
 
   describe("the loop and BLAS paths", function()
+    for _, tied in ipairs({ false, true }) do
+      it("agree for the 2 -> 5 shape " .. (tied and "tied" or "untied") .. " on strided h", function()
+        local h = random_table({ 37, 3, 2 }, 1)
+        local grads, losses, first = {}, {}, nil
+        for _, path in ipairs({ "loops", "generic", "blas" }) do
+          local s = make(3, 2, 5, tied)
+          if first then set_params(s, first) else first = params_of(s) end
+          s:set_path(path)
+          s:zero_grad()
+          losses[path] = s:backward(strided(h))
+          grads[path] = {}
+          for _, e in ipairs(s:parameters()) do grads[path][e.name] = e.grad:totable() end
+          grads[path].frac_active = s:frac_active():totable()
+        end
+        for _, path in ipairs({ "generic", "blas" }) do
+          assert.near(losses.loops, losses[path], 1e-5 * losses.loops)
+          for name, g in pairs(grads.loops) do assert_close(g, grads[path][name], 1e-5, name) end
+        end
+      end)
+    end
+
     it("give the same gradients for a mid-sized untied SAE", function()
       local h = sae.tensor(random_table({ 33, 2, 20 }, 1))
       local grads, first = {}, nil
