@@ -176,80 +176,80 @@ describe("sae.SAE", function()
     end)
 
     if kind == "untied" or kind == "tied" then
-    describe(kind .. " against the plain-Lua reference", function()
-      local tied = fx.tied_weights
-      for _, case in ipairs({ { 3, 2, 5, 16 }, { 2, 24, 40, 9 } }) do
-        local I, D, H, B = table.unpack(case)
-        for _, path in ipairs({ "loops", "blas" }) do
-          it(string.format("agree for I=%d, d_in=%d, d_sae=%d on %s with strided h",
-            I, D, H, path), function()
-            local s = make(I, D, H, tied)
-            s:set_path(path)
-            local h = random_table({ B, I, D }, 1.5)
-            local ref = ref_forward(params_of(s), h, s.l1_coeff)
-            for _, x in ipairs({ sae.tensor(h), strided(h) }) do
-              local out = s:forward(x)
-              for _, name in ipairs({ "l1_loss", "l2_loss", "acts", "h_reconstructed" }) do
-                assert_close(ref[name], out[name]:totable(), 2e-5, name)
+      describe(kind .. " against the plain-Lua reference", function()
+        local tied = fx.tied_weights
+        for _, case in ipairs({ { 3, 2, 5, 16 }, { 2, 24, 40, 9 } }) do
+          local I, D, H, B = table.unpack(case)
+          for _, path in ipairs({ "loops", "blas" }) do
+            it(string.format("agree for I=%d, d_in=%d, d_sae=%d on %s with strided h",
+              I, D, H, path), function()
+              local s = make(I, D, H, tied)
+              s:set_path(path)
+              local h = random_table({ B, I, D }, 1.5)
+              local ref = ref_forward(params_of(s), h, s.l1_coeff)
+              for _, x in ipairs({ sae.tensor(h), strided(h) }) do
+                local out = s:forward(x)
+                for _, name in ipairs({ "l1_loss", "l2_loss", "acts", "h_reconstructed" }) do
+                  assert_close(ref[name], out[name]:totable(), 2e-5, name)
+                end
+                assert.near(ref.loss, out.loss, 2e-5 * math.abs(ref.loss))
               end
-              assert.near(ref.loss, out.loss, 2e-5 * math.abs(ref.loss))
+            end)
+          end
+        end
+      end)
+
+      describe(kind .. " gradients", function()
+        local tied = fx.tied_weights
+        for _, case in ipairs({ { 2, 3, 6, 7 }, { 2, 2, 5, 13 } }) do
+          local I, D, H, B = table.unpack(case)
+          it(string.format("match finite differences for d_in=%d, d_sae=%d", D, H), function()
+            local s = make(I, D, H, tied, 0.3)
+            local h = random_table({ B, I, D }, 1.5)
+            s:zero_grad()
+            s:backward(sae.tensor(h))
+            local p = params_of(s)
+            local eps = 1e-6
+            for name, t in pairs(p) do
+              local values, grads = flat(t), flat(s.grad[name]:totable())
+              -- walk the flat index back into the nested table
+              local function cell(n)
+                local dims, node, idx = {}, t, n - 1
+                while type(node[1]) == "table" do dims[#dims + 1] = #node; node = node[1] end
+                dims[#dims + 1] = #node
+                local path, node2 = {}, t
+                for d = #dims, 1, -1 do path[d] = idx % dims[d] + 1; idx = idx // dims[d] end
+                for d = 1, #dims - 1 do node2 = node2[path[d]] end
+                return node2, path[#dims]
+              end
+              for n = 1, #values do
+                local node, k = cell(n)
+                local v = node[k]
+                node[k] = v + eps
+                local up = ref_forward(p, h, s.l1_coeff).loss
+                node[k] = v - eps
+                local down = ref_forward(p, h, s.l1_coeff).loss
+                node[k] = v
+                local fd = (up - down) / (2 * eps)
+                assert.near(fd, grads[n], 1e-4 * math.max(1, math.abs(fd)))
+              end
             end
           end)
         end
-      end
-    end)
 
-    describe(kind .. " gradients", function()
-      local tied = fx.tied_weights
-      for _, case in ipairs({ { 2, 3, 6, 7 }, { 2, 2, 5, 13 } }) do
-      local I, D, H, B = table.unpack(case)
-      it(string.format("match finite differences for d_in=%d, d_sae=%d", D, H), function()
-        local s = make(I, D, H, tied, 0.3)
-        local h = random_table({ B, I, D }, 1.5)
-        s:zero_grad()
-        s:backward(sae.tensor(h))
-        local p = params_of(s)
-        local eps = 1e-6
-        for name, t in pairs(p) do
-          local values, grads = flat(t), flat(s.grad[name]:totable())
-          -- walk the flat index back into the nested table
-          local function cell(n)
-            local dims, node, idx = {}, t, n - 1
-            while type(node[1]) == "table" do dims[#dims + 1] = #node; node = node[1] end
-            dims[#dims + 1] = #node
-            local path, node2 = {}, t
-            for d = #dims, 1, -1 do path[d] = idx % dims[d] + 1; idx = idx // dims[d] end
-            for d = 1, #dims - 1 do node2 = node2[path[d]] end
-            return node2, path[#dims]
-          end
-          for n = 1, #values do
-            local node, k = cell(n)
-            local v = node[k]
-            node[k] = v + eps
-            local up = ref_forward(p, h, s.l1_coeff).loss
-            node[k] = v - eps
-            local down = ref_forward(p, h, s.l1_coeff).loss
-            node[k] = v
-            local fd = (up - down) / (2 * eps)
-            assert.near(fd, grads[n], 1e-4 * math.max(1, math.abs(fd)))
-          end
-        end
+        it("accumulate over calls until zero_grad()", function()
+          local s = make(2, 3, 4, tied)
+          local h = sae.tensor(random_table({ 5, 2, 3 }, 1))
+          s:zero_grad()
+          s:backward(h)
+          local once = flat(s.grad.W_enc:totable())
+          s:backward(h)
+          local twice = flat(s.grad.W_enc:totable())
+          for n = 1, #once do assert.near(2 * once[n], twice[n], 1e-6) end
+          s:zero_grad()
+          assert.same(flat(sae.zeros(2, 3, 4):totable()), flat(s.grad.W_enc:totable()))
+        end)
       end)
-      end
-
-      it("accumulate over calls until zero_grad()", function()
-        local s = make(2, 3, 4, tied)
-        local h = sae.tensor(random_table({ 5, 2, 3 }, 1))
-        s:zero_grad()
-        s:backward(h)
-        local once = flat(s.grad.W_enc:totable())
-        s:backward(h)
-        local twice = flat(s.grad.W_enc:totable())
-        for n = 1, #once do assert.near(2 * once[n], twice[n], 1e-6) end
-        s:zero_grad()
-        assert.same(flat(sae.zeros(2, 3, 4):totable()), flat(s.grad.W_enc:totable()))
-      end)
-    end)
     end
   end
 
