@@ -161,6 +161,7 @@ sae_status sae_reserve(sae_sae *s, int64_t batch) {
   int nt = max_threads();
   if (batch <= s->cap_batch && path == s->chosen && nt <= s->nthreads)
     return SAE_OK;
+
   free_scratch(s);
   int64_t I = s->n_instances, D = s->d_in, H = s->d_sae;
   int64_t B = batch > 0 ? batch : 1;
@@ -171,6 +172,7 @@ sae_status sae_reserve(sae_sae *s, int64_t batch) {
   s->tacc_len = path == SAE_PATH_LOOPS ? loops_tacc_len(s)
                                        : 2 * I * H + I * D;
   s->tacc_len = (s->tacc_len + 15) & ~(int64_t)15;   /* own cache lines */
+
   s->hc = alloc_floats(B * I * D);
   s->acts = alloc_floats(B * I * H);
   s->rec = alloc_floats(B * I * D);
