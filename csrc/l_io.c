@@ -2,6 +2,10 @@
  * l_io.c: Lua bindings for files: sae.save and sae.load (safetensors),
  * sae.load_npy and x:save_npy (NumPy .npy).
  *
+ * Writers store float32 and int64 as they are. Readers give float32 for
+ * F32, F16, BF16, F64 and BOOL data, and int64 for signed integers up to
+ * 64 bits and unsigned ones up to 32 bits.
+ *
  * Failures to open, create or write a file are expected at run time, so
  * they return nil plus a message as io.open does. A malformed file or a
  * bad argument raises an error naming the function and the file.
