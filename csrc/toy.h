@@ -38,6 +38,8 @@ typedef struct toy_model {
    * parallel region). */
   float *scratch;
   int64_t scratch_floats;
+  int32_t *index_scratch;
+  int64_t index_scratch_count;
 } toy_model;
 
 /* Allocates the storages and sets the views; parameters are zero and the
@@ -74,5 +76,10 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
  * not be allocated. */
 double toy_backward(toy_model *m, const float *x, int64_t batch,
                     double *inst_loss);
+
+/* toy_backward on a fresh batch from the model's generator, drawn inside
+ * the pass instead of stored: the same loss and gradients as
+ * toy_backward(m, x) with x from toy_generate_batch. */
+double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss);
 
 #endif
