@@ -853,6 +853,9 @@ int64_t sae_resample(sae_sae *s, const unsigned char *dead,
     }
     float alive_norm = n_alive > 0 ? (float)(norm_sum / (double)n_alive) : 1.0f;
 
+    /* NOTE: draws are with replacement, so two dead neurons can get the
+     * same input. They then have equal weights and zeroed Adam moments,
+     * receive equal gradients and stay copies of each other. */
     uint64_t base = generator_reserve(&s->gen, (uint64_t)n_dead);
     for (int64_t k = 0, n = 0; k < H; k++) {
       if (!dead[i * H + k]) continue;
