@@ -58,14 +58,14 @@ class Toy(torch.nn.Module):
 
 def workloads():
     n = 8
-    yield ("linear 5->2, 8 instances, batch 1024",
+    yield ("linear 5->2, I=8, B=1024",
            Toy("linear", n, 5, 2, (50 ** -torch.linspace(0, 1, n))[:, None],
                (0.9 ** torch.arange(5))[None, :]))
     n = 20
-    yield ("linear 100->20, 20 instances, batch 1024",
+    yield ("linear 100->20, I=20, B=1024",
            Toy("linear", n, 100, 20, (20 ** -torch.linspace(0, 1, n))[:, None],
                (100 ** -torch.linspace(0, 1, 100))[None, :]))
-    yield ("computation 100->40, 7 instances, batch 1024",
+    yield ("computation 100->40, I=7, B=1024",
            Toy("computation", 7, 100, 40,
                torch.tensor([1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001])[:, None],
                (0.8 ** torch.arange(1, 101))[None, :]))

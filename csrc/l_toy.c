@@ -2,7 +2,7 @@
  * l_toy.c: the sae.ToyModel userdata (toy models of superposition), in
  * the table sae.core._toy. lua/sae/toy.lua builds sae.toy on top of it.
  *
- * The userdata holds a toy_model. Its parameters, gradients,
+ * The userdata contains a toy_model. Its parameters, gradients,
  * feature_probability and importance are sae.Tensor views of the model's
  * storages, created once and cached in the userdata's user value, so
  * model.W is the same tensor object on every access and stays valid (it
@@ -28,8 +28,6 @@ typedef struct l_toy {
   toy_model m;
   int ready;             /* toy_init succeeded */
   double *inst_loss;     /* [I], the per-instance losses of the last pass */
-  float *batch;          /* training batch buffer, grown on demand */
-  int64_t batch_capacity;
 } l_toy;
 
 static const char *const kind_names[] = { "linear", "neuron", "computation",
@@ -52,9 +50,7 @@ static int toy_gc(lua_State *L) {
   l_toy *t = luaL_checkudata(L, 1, TOY_MT);
   toy_free(&t->m);
   free(t->inst_loss);
-  free(t->batch);
   t->inst_loss = NULL;
-  t->batch = NULL;
   t->ready = 0;
   return 0;
 }
@@ -447,27 +443,25 @@ static int l_backward(lua_State *L) {
   int64_t batch;
   const float *x = check_batch(L, 2, "backward", &t->m, t->m.n_features,
                                &batch);
+  if (batch == 0)
+    return l_shape_error(L, "backward", "argument #2 expected a non-empty "
+                         "batch", l_checktensor(L, 2, "backward"), NULL);
   lua_pushnumber(L, run_backward(L, t, x, batch, "backward"));
   return 1;
 }
 
 
-/* train_step(batch_size) -> loss: zero_grad, a fresh batch from the
- * model's generator (into a buffer the model keeps) and backward. The
- * optimizer step is left to the caller. */
+/* train_step(batch_size) -> loss: zero_grad, then backward on a fresh
+ * batch from the model's generator, drawn inside the pass (the batch
+ * generate_batch would have returned). The optimizer step is left to
+ * the caller. */
 static int l_train_step(lua_State *L) {
   l_toy *t = check_toy(L, 1, "train_step");
   int64_t batch = check_batch_size(L, 2, "train_step");
-  int64_t n = batch * t->m.n_instances * t->m.n_features;
-  if (n > t->batch_capacity) {
-    float *b = realloc(t->batch, (size_t)n * sizeof(float));
-    if (b == NULL) return luaL_error(L, "train_step: out of memory");
-    t->batch = b;
-    t->batch_capacity = n;
-  }
   memset(t->m.grads->data, 0, (size_t)t->m.n_params * sizeof(float));
-  toy_generate_batch(&t->m, t->batch, batch);
-  lua_pushnumber(L, run_backward(L, t, t->batch, batch, "train_step"));
+  double loss = toy_train_backward(&t->m, batch, t->inst_loss);
+  if (loss < 0.0) return luaL_error(L, "train_step: out of memory");
+  lua_pushnumber(L, loss);
   return 1;
 }
 
@@ -545,17 +539,19 @@ static int l_dimensionality(lua_State *L) {
   if (w->ndim != 3) {
     char buf[160];
     return luaL_error(L, "dimensionality: argument #1 (W) expected a tensor of "
-                      "shape [instances, hidden, features], got %s",
+                      "shape [instances, hidden, features], got shape %s",
                       l_shapestr(w, buf, sizeof buf));
   }
   int64_t I = w->size[0], H = w->size[1], F = w->size[2];
   int64_t si = w->stride[0], sh = w->stride[1], sf = w->stride[2];
   const float *W = tensor_f32(w);
+
   int64_t dsize[2] = { I, F }, psize[1] = { I };
   float *dims = tensor_f32(l_newtensor(L, SAE_FLOAT32, 2, dsize, 0));
   float *per = tensor_f32(l_newtensor(L, SAE_FLOAT32, 1, psize, 0));
   double *norm2 = malloc((size_t)(F > 0 ? F : 1) * sizeof(double));
   if (norm2 == NULL) return luaL_error(L, "dimensionality: out of memory");
+
   for (int64_t i = 0; i < I; i++) {
     const float *Wi = W + i * si;
     double frob = 0.0;
@@ -568,6 +564,7 @@ static int l_dimensionality(lua_State *L) {
       norm2[f] = s;
       frob += s;
     }
+
     for (int64_t f = 0; f < F; f++) {
       double denom = 0.0;
       if (norm2[f] > 0.0) {
@@ -588,10 +585,10 @@ static int l_dimensionality(lua_State *L) {
 
 
 /* Keeps the OpenMP runtime loaded until the process exits. When Lua
- * closes, it unloads sae/core.so; if that drops the last reference to
- * libgomp, its idle worker threads are left running unmapped code and
- * the process crashes at exit. RTLD_NODELETE on the already loaded
- * runtime prevents that. */
+ * closes, it unloads sae/core.so. If that drops the last reference to
+ * libgomp, its idle worker threads run unmapped code and the process
+ * crashes at exit, so the already loaded runtime is marked
+ * RTLD_NODELETE. */
 static void pin_openmp_runtime(void) {
 #ifdef _OPENMP
   Dl_info info;

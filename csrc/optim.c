@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#define OPTIM_PARALLEL_MIN 32768
+#define OPTIM_PARALLEL_MIN (1 << 20)
 
 
 void adam_update(float *param, const float *grad, float *exp_avg,

@@ -2,11 +2,12 @@
  * toy.c: batches, forward pass, loss and fused backward of the toy models
  * (see toy.h).
  *
- * Every pass walks the batch in tiles of TILE samples of one instance,
- * stored transposed ([feature][sample]) so the products with the tiny
- * weight matrices become loops over the tile that the compiler
- * vectorises. Threads split the instances, so each thread owns the
- * gradients of its instances and no reduction is needed.
+ * Two backward passes share the work: narrow models go through tiles of
+ * VL samples held as vectors (see "tile passes"), wider ones sample by
+ * sample, skipping zeros (see "per-sample pass"). Threads split the
+ * instances or fixed parts of the batch, and batches come from the
+ * model's counter-based generator, so results are the same bit for bit
+ * whatever the thread count.
  */
 #include "toy.h"
 
@@ -14,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-#define TILE 32
 
 
 static int max_threads(void) {
@@ -37,6 +40,24 @@ static int thread_id(void) {
   return 0;
 #endif
 }
+
+
+#define VL 16
+
+/* VL floats as one value, so accumulators stay in registers (one zmm
+ * with AVX-512, two ymm with AVX2). Pointers cast to it are 64-byte
+ * aligned. */
+typedef float vfloat __attribute__((vector_size(VL * sizeof(float))));
+typedef int32_t vmask __attribute__((vector_size(VL * sizeof(float))));
+
+/* a where keep > 0, else 0 */
+static inline vfloat where_positive(vfloat keep, vfloat a) {
+  const vfloat zero = { 0 };
+  return (vfloat)((vmask)a & (keep > zero));
+}
+
+
+static inline int64_t pad_vl(int64_t n) { return (n + VL - 1) / VL * VL; }
 
 
 /* ------------------------------------------------------------ lifecycle */
@@ -79,8 +100,10 @@ void toy_free(toy_model *m) {
   storage_release(m->grads);
   storage_release(m->buffers);
   free(m->scratch);
+  free(m->index_scratch);
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
+  m->index_scratch = NULL;
 }
 
 
@@ -119,60 +142,109 @@ static inline float presence(uint64_t bits) {
 }
 
 
-void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
-  const int64_t I = m->n_instances, F = m->n_features;
-  const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
-  const int64_t first_free = 2 * (nc + na);
+/* Counter range of one batch drawn from the model's generator. */
+typedef struct toy_draw {
+  uint64_t seed, base;
+} toy_draw;
+
+
+/* Redraws the pair features of row (b, i), whose counters start at c0,
+ * over the independent values already in `row`. */
+static void draw_pairs(const toy_model *m, uint64_t seed, uint64_t c0,
+                       const float *p, float *row) {
   const int symmetric = m->kind == TOY_COMPUTATION;
+  const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
+  /* Correlated pair: both present when the first feature's draw is
+   * below its probability. */
+  for (int64_t k = 0; k < nc; k++) {
+    int64_t f = 2 * k;
+    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
+    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
+    int on = presence(b0) < p[f];
+    row[f] = on ? magnitude(b0, symmetric) : 0.0f;
+    row[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
+  }
+  /* Anticorrelated pair: one of the two is present with probability 2p
+   * (p of the first feature), each half of the time, so each is present
+   * with probability p and never both. */
+  for (int64_t k = 0; k < na; k++) {
+    int64_t f = 2 * (nc + k);
+    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
+    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
+    int on = presence(b0) < 2.0f * p[f];
+    int first = presence(b1) < 0.5f;
+    row[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
+    row[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+  }
+}
+
+
+/* Draws n values as independent features: one hash each and no
+ * branches, so the loop vectorises. */
+static inline void draw_independent(const toy_model *m, uint64_t seed,
+                                    uint64_t c0, const float *restrict p,
+                                    int64_t n, float *restrict out) {
+  const int symmetric = m->kind == TOY_COMPUTATION;
+  const float mag_scale = symmetric ? 2.0f : 1.0f;
+  const float mag_offset = symmetric ? -1.0f : 0.0f;
+  #pragma omp simd
+  for (int64_t e = 0; e < n; e++) {
+    uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
+    float u = (float)(bits >> 40) * 0x1.0p-24f;
+    float on = (float)(presence(bits) < p[e]);
+    out[e] = on * (u * mag_scale + mag_offset);
+  }
+}
+
+
+/* Writes row (b, i) of the batch `d` into row [F]; the same values
+ * toy_generate_batch writes for that batch. */
+static void draw_row(const toy_model *m, const toy_draw *d, int64_t b,
+                     int64_t i, float *row) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * F);
+  const float *p = m->feature_probability + i * F;
+  draw_independent(m, d->seed, c0, p, F, row);
+  if (m->n_correlated_pairs + m->n_anticorrelated_pairs > 0)
+    draw_pairs(m, d->seed, c0, p, row);
+}
+
+
+void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
+  const int64_t I = m->n_instances, F = m->n_features, IF = I * F;
+  const int pairs = m->n_correlated_pairs + m->n_anticorrelated_pairs > 0;
   const uint64_t seed = m->generator.seed;
   const uint64_t base = generator_reserve(&m->generator,
-                                          (uint64_t)(batch * I * F));
-  const float *prob = m->feature_probability;
+                                          (uint64_t)(batch * IF));
 
-  #pragma omp parallel for schedule(static) if (batch * I * F > 16384)
-  for (int64_t row = 0; row < batch * I; row++) {
-    const int64_t i = row % I;
-    const uint64_t c0 = base + (uint64_t)(row * F);
-    float *o = out + row * F;
-    const float *p = prob + i * F;
-
-    /* Independent features: the bulk of the work, one hash each. */
-    #pragma omp simd
-    for (int64_t f = first_free; f < F; f++) {
-      uint64_t bits = rng_bits(seed, c0 + (uint64_t)f);
-      o[f] = presence(bits) < p[f] ? magnitude(bits, symmetric) : 0.0f;
-    }
-    /* Correlated pair: both present when the first feature's draw is
-     * below its probability. */
-    for (int64_t k = 0; k < nc; k++) {
-      int64_t f = 2 * k;
-      uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-      uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-      int on = presence(b0) < p[f];
-      o[f] = on ? magnitude(b0, symmetric) : 0.0f;
-      o[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
-    }
-    /* Anticorrelated pair: one of the two is present with probability
-     * 2p (p of the first feature), each half of the time, so each is
-     * present with probability p and never both. */
-    for (int64_t k = 0; k < na; k++) {
-      int64_t f = 2 * (nc + k);
-      uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-      uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-      int on = presence(b0) < 2.0f * p[f];
-      int first = presence(b1) < 0.5f;
-      o[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
-      o[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
-    }
+  #pragma omp parallel for schedule(static) if (batch * IF > 32768)
+  for (int64_t b = 0; b < batch; b++) {
+    const uint64_t c0 = base + (uint64_t)(b * IF);
+    /* The whole [I, F] sample in one loop, which vectorises better than
+     * rows of a few features. */
+    draw_independent(m, seed, c0, m->feature_probability, IF, out + b * IF);
+    if (pairs)
+      for (int64_t i = 0; i < I; i++)
+        draw_pairs(m, seed, c0 + (uint64_t)(i * F),
+                   m->feature_probability + i * F, out + b * IF + i * F);
   }
 }
 
 
 /* ----------------------------------------------------------- tile passes */
 
-/* Scratch floats one thread needs for a tile. */
-static int64_t tile_floats(const toy_model *m) {
-  return (3 * m->n_features + 2 * m->n_hidden) * TILE;
+/* Models too narrow for the per-sample pass go through the batch in
+ * tiles of VL samples of one instance. A tile holds one vfloat per
+ * feature or hidden unit, so every product with the tiny weight
+ * matrices is a vector operation over the tile. Gradients are summed
+ * lane-wise over all the tiles of an instance and reduced across lanes
+ * once at the end. */
+
+static inline float lane_sum(vfloat v) {
+  float lanes[VL], s = 0.0f;
+  memcpy(lanes, &v, sizeof lanes);
+  for (int l = 0; l < VL; l++) s += lanes[l];
+  return s;
 }
 
 
@@ -184,80 +256,110 @@ static inline float decoder_weight(const toy_model *m, const float *W1,
 }
 
 
-/* Forward of samples b0 .. b0 + nt - 1 of instance i. Leaves the tile
- * input in xt [F][TILE], the hidden activations in h [H][TILE] and the
- * pre-activation output in o [F][TILE]. */
-static void tile_forward(const toy_model *m, int64_t i, const float *x,
-                         int64_t b0, int64_t nt, float *xt, float *h,
-                         float *o) {
-  const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
+/* Loads samples b0 .. b0 + nt - 1 of instance i into xt [F] (lane t is
+ * sample b0 + t, padding lanes are 0), from x or drawn from `draw` with
+ * the counters toy_generate_batch uses. `row` is scratch for F floats. */
+static void tile_load(const toy_model *m, int64_t i, const float *x,
+                      const toy_draw *draw, int64_t b0, int64_t nt,
+                      vfloat *xt, float *row) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  if (draw == NULL) {
+    for (int64_t f = 0; f < F; f++) {
+      vfloat v = { 0 };
+      for (int64_t t = 0; t < nt; t++) v[t] = x[((b0 + t) * I + i) * F + f];
+      xt[f] = v;
+    }
+    return;
+  }
+  /* Feature f of the tile is one vector of draws whose counters are I*F
+   * apart. */
+  const uint64_t stride = (uint64_t)(I * F);
+  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * F);
+  const float *p = m->feature_probability + i * F;
+  const int symmetric = m->kind == TOY_COMPUTATION;
+  const float mag_scale = symmetric ? 2.0f : 1.0f;
+  const float mag_offset = symmetric ? -1.0f : 0.0f;
+  for (int64_t f = 0; f < F; f++) {
+    const float pf = p[f];
+    float lanes[VL];
+    #pragma omp simd
+    for (int64_t t = 0; t < VL; t++) {
+      uint64_t bits = rng_bits(draw->seed,
+                               c0 + (uint64_t)t * stride + (uint64_t)f);
+      float u = (float)(bits >> 40) * 0x1.0p-24f;
+      float on = (float)(presence(bits) < pf && t < nt);
+      lanes[t] = on * (u * mag_scale + mag_offset);
+    }
+    memcpy(&xt[f], lanes, sizeof lanes);
+  }
+  /* Pairs are redrawn sample by sample, as toy_generate_batch does. */
+  int64_t np = 2 * (m->n_correlated_pairs + m->n_anticorrelated_pairs);
+  for (int64_t t = 0; np > 0 && t < nt; t++) {
+    draw_pairs(m, draw->seed, c0 + (uint64_t)t * stride, p, row);
+    for (int64_t f = 0; f < np; f++) xt[f][t] = row[f];
+  }
+}
+
+
+/* Forward of a loaded tile of instance i: h [H] after its ReLU (if any)
+ * and the output pre-activation o [F]. */
+static void tile_forward(const toy_model *m, int64_t i, const vfloat *xt,
+                         vfloat *h, vfloat *o) {
+  const int64_t F = m->n_features, H = m->n_hidden;
   const float *W1 = m->W1 + i * H * F;
   const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
   const float *b = m->b_final + i * F;
+  const vfloat zero = { 0 };
 
-  for (int64_t t = 0; t < nt; t++) {
-    const float *row = x + ((b0 + t) * I + i) * F;
-    for (int64_t f = 0; f < F; f++) xt[f * TILE + t] = row[f];
-  }
-  for (int64_t t = nt; t < TILE; t++)
-    for (int64_t f = 0; f < F; f++) xt[f * TILE + t] = 0.0f;
-
-  /* h[k] = sum_f W1[k][f] x[f], then ReLU unless linear */
   for (int64_t k = 0; k < H; k++) {
-    float *hk = h + k * TILE;
-    for (int64_t t = 0; t < TILE; t++) hk[t] = 0.0f;
-    for (int64_t f = 0; f < F; f++) {
-      const float w = W1[k * F + f];
-      const float *xf = xt + f * TILE;
-      #pragma omp simd
-      for (int64_t t = 0; t < TILE; t++) hk[t] += w * xf[t];
-    }
-    if (m->kind != TOY_LINEAR)
-      for (int64_t t = 0; t < TILE; t++) hk[t] = hk[t] > 0.0f ? hk[t] : 0.0f;
+    vfloat a = zero;
+    for (int64_t f = 0; f < F; f++) a += W1[k * F + f] * xt[f];
+    h[k] = m->kind == TOY_LINEAR ? a : where_positive(a, a);
   }
-
-  /* o[f] = b[f] + sum_k D[f][k] h[k] */
   for (int64_t f = 0; f < F; f++) {
-    float *of = o + f * TILE;
-    for (int64_t t = 0; t < TILE; t++) of[t] = b[f];
-    for (int64_t k = 0; k < H; k++) {
-      const float w = decoder_weight(m, W1, W2, f, k);
-      const float *hk = h + k * TILE;
-      #pragma omp simd
-      for (int64_t t = 0; t < TILE; t++) of[t] += w * hk[t];
-    }
+    vfloat a = zero + b[f];
+    for (int64_t k = 0; k < H; k++) a += decoder_weight(m, W1, W2, f, k) * h[k];
+    o[f] = a;
   }
+}
+
+
+/* Vectors one thread needs for tiles: xt, o, d [F], h, dh [H], the
+ * lane-wise gradient sums gW1 [H*F], gW2 [F*H], gb [F] and the loss,
+ * and F floats of row scratch (rounded up to vectors). */
+static int64_t tile_vectors(const toy_model *m) {
+  const int64_t F = m->n_features, H = m->n_hidden;
+  return 3 * F + 2 * H + 2 * H * F + F + 1 + (F + VL - 1) / VL;
 }
 
 
 void toy_forward(const toy_model *m, const float *x, int64_t batch,
                  float *hidden, float *out) {
   const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
-  const int64_t tiles = (batch + TILE - 1) / TILE;
+  const int64_t tiles = (batch + VL - 1) / VL;
 
   #pragma omp parallel if (batch * I * F * H > 65536)
   {
-    /* A small stack of tile buffers per thread: forward is not a
-     * training step, so this allocation is allowed. */
-    float *buf = malloc((size_t)((2 * F + H) * TILE) * sizeof(float));
-    if (buf != NULL) {
-      float *xt = buf, *h = buf + F * TILE, *o = h + H * TILE;
+    /* Tile buffers per thread: forward is not a training step, so it may
+     * allocate. */
+    vfloat *buf = NULL;
+    if (posix_memalign((void **)&buf, 64,
+                       (size_t)(2 * F + H) * sizeof(vfloat)) == 0) {
+      vfloat *xt = buf, *o = buf + F, *h = o + F;
       #pragma omp for schedule(static) collapse(2)
       for (int64_t i = 0; i < I; i++) {
         for (int64_t tile = 0; tile < tiles; tile++) {
-          int64_t b0 = tile * TILE;
-          int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-          tile_forward(m, i, x, b0, nt, xt, h, o);
+          int64_t b0 = tile * VL;
+          int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+          tile_load(m, i, x, NULL, b0, nt, xt, NULL);
+          tile_forward(m, i, xt, h, o);
           for (int64_t t = 0; t < nt; t++) {
-            int64_t row = (b0 + t) * I + i;
+            int64_t r = (b0 + t) * I + i;
             if (hidden != NULL)
-              for (int64_t k = 0; k < H; k++)
-                hidden[row * H + k] = h[k * TILE + t];
+              for (int64_t k = 0; k < H; k++) hidden[r * H + k] = h[k][t];
             if (out != NULL)
-              for (int64_t f = 0; f < F; f++) {
-                float v = o[f * TILE + t];
-                out[row * F + f] = v > 0.0f ? v : 0.0f;
-              }
+              for (int64_t f = 0; f < F; f++)
+                out[r * F + f] = o[f][t] > 0.0f ? o[f][t] : 0.0f;
           }
         }
       }
@@ -291,119 +393,429 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
 }
 
 
-/* Backward of one tile of instance i, adding to the instance's grads and
- * returning the tile's sum of importance * error^2. */
-static double tile_backward(toy_model *m, int64_t i, const float *x,
-                            int64_t b0, int64_t nt, float scale,
-                            float *scratch) {
+/* Grows the float and index scratch to at least the given counts;
+ * returns 0 when out of memory. The sizes depend on the model and the
+ * thread count, not on the batch, so only a model's first backward (or
+ * one with more threads) allocates. */
+static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
+  if (m->scratch_floats < floats) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)floats * sizeof(float)) != 0) return 0;
+    free(m->scratch);
+    m->scratch = p;
+    m->scratch_floats = floats;
+  }
+  if (m->index_scratch_count < indices) {
+    int32_t *p = realloc(m->index_scratch, (size_t)indices * sizeof(int32_t));
+    if (p == NULL) return 0;
+    m->index_scratch = p;
+    m->index_scratch_count = indices;
+  }
+  return 1;
+}
+
+
+/* Backward of all tiles of instance i: adds the gradients to the model's
+ * and returns the sum of importance * error^2. */
+static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
+                                     const toy_draw *draw, int64_t batch,
+                                     vfloat *scratch) {
   const int64_t F = m->n_features, H = m->n_hidden;
   const int computation = m->kind == TOY_COMPUTATION;
   const float *W1 = m->W1 + i * H * F;
   const float *W2 = computation ? m->W2 + i * F * H : NULL;
   const float *imp = m->importance + i * F;
-  float *dW1 = m->dW1 + i * H * F;
-  float *dW2 = computation ? m->dW2 + i * F * H : NULL;
-  float *db = m->db_final + i * F;
-  float *xt = scratch, *o = xt + F * TILE, *d = o + F * TILE;
-  float *h = d + F * TILE, *dh = h + H * TILE;
-  unsigned char active[TILE];
+  const float scale2 = 2.0f / (float)(batch * F);
+  const vfloat zero = { 0 };
+  vfloat *xt = scratch, *o = xt + F, *d = o + F, *h = d + F, *dh = h + H;
+  vfloat *gW1 = dh + H, *gW2 = gW1 + H * F, *gb = gW2 + F * H;
+  vfloat *loss = gb + F;
+  float *row = (float *)(loss + 1);
+  vfloat lane_index;
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+
+  for (int64_t k = 0; k < 2 * H * F + F + 1; k++) gW1[k] = zero;
+  for (int64_t b0 = 0; b0 < batch; b0 += VL) {
+    const int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+    tile_load(m, i, x, draw, b0, nt, xt, row);
+    tile_forward(m, i, xt, h, o);
+
+    /* d = dL/do: 2 / (B F) * importance * (ReLU(o) - target) where o > 0,
+     * zero in padding lanes */
+    for (int64_t f = 0; f < F; f++) {
+      vfloat target = xt[f];
+      if (computation) target = (vfloat)((vmask)target & 0x7fffffff);  /* |x| */
+      vfloat y = where_positive(o[f], o[f]);
+      vfloat e = (y - target) * active;
+      *loss += imp[f] * e * e;
+      d[f] = where_positive(o[f], (imp[f] * scale2) * e);
+      gb[f] += d[f];
+    }
+
+    /* decoder gradient and dh = D^T d */
+    for (int64_t k = 0; k < H; k++) dh[k] = zero;
+    for (int64_t f = 0; f < F; f++)
+      for (int64_t k = 0; k < H; k++) {
+        const float w = decoder_weight(m, W1, W2, f, k);
+        if (computation) gW2[f * H + k] += d[f] * h[k];
+        else gW1[k * F + f] += d[f] * h[k];
+        dh[k] += w * d[f];
+      }
+
+    /* through the hidden ReLU, then the encoder gradient */
+    for (int64_t k = 0; k < H; k++) {
+      vfloat g = m->kind == TOY_LINEAR ? dh[k] : where_positive(h[k], dh[k]);
+      for (int64_t f = 0; f < F; f++) gW1[k * F + f] += g * xt[f];
+    }
+  }
+
+  float *dW1 = m->dW1 + i * H * F, *db = m->db_final + i * F;
+  for (int64_t k = 0; k < H * F; k++) dW1[k] += lane_sum(gW1[k]);
+  if (computation) {
+    float *dW2 = m->dW2 + i * F * H;
+    for (int64_t k = 0; k < F * H; k++) dW2[k] += lane_sum(gW2[k]);
+  }
+  for (int64_t f = 0; f < F; f++) db[f] += lane_sum(gb[f]);
+  return (double)lane_sum(*loss);
+}
+
+
+static double tiled_backward(toy_model *m, const float *x,
+                             const toy_draw *draw, int64_t batch,
+                             double *inst_loss) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  const int threads = max_threads();
+  const int64_t per_thread = tile_vectors(m);
+  if (!reserve_scratch(m, per_thread * threads * VL, 0)) return -1.0;
+  double total = 0.0;
+
+  /* Dynamic: a thread that the OS preempts does not hold back the
+   * instances it would have been given. */
+  #pragma omp parallel for schedule(dynamic, 1) reduction(+:total) \
+    num_threads(threads) if (batch * I * F * m->n_hidden > 16384)
+  for (int64_t i = 0; i < I; i++) {
+    vfloat *scratch = (vfloat *)m->scratch + per_thread * thread_id();
+    double sum = tile_instance_backward(m, i, x, draw, batch, scratch);
+    double mean = sum / (double)(batch * F);
+    if (inst_loss != NULL) inst_loss[i] = mean;
+    total += mean;
+  }
+  return total;
+}
+
+
+/* ------------------------------------------------------ per-sample pass */
+
+/* For wider models the backward goes sample by sample and uses sparsity.
+ * The encoder and its gradient touch only the features present in x.
+ * The decoder touches only the nonzero hidden units, and the decoder
+ * gradient and dh only the outputs whose ReLU is open. Rows are padded
+ * to multiples of VL floats so every inner loop is whole vectors.
+ *
+ * Work is split into units (instance, part of the batch) handed out
+ * dynamically, because instances at different feature probabilities
+ * cost very different amounts. Each unit accumulates into its own
+ * buffers, which are summed into the gradients at the end. */
+
+
+
+/* Writes the nonzero entries of v [n] (n a multiple of VL) and their
+ * indices to the front of val [n] and idx [n]; returns their count. No
+ * branches, because whether an entry is zero is random. */
+static inline int compact_nonzero(const float *restrict v, int64_t n,
+                                  float *restrict val, int32_t *restrict idx) {
+  int count = 0;
+#ifdef __AVX512F__
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                         11, 12, 13, 14, 15);
+  for (int64_t f = 0; f < n; f += 16) {
+    __m512 x = _mm512_loadu_ps(v + f);
+    __mmask16 k = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    __m512i at = _mm512_add_epi32(lane, _mm512_set1_epi32((int)f));
+    /* Whole-vector stores: entries past the count are overwritten later
+     * or never read, and count + 16 <= f + 16 <= n. */
+    _mm512_storeu_ps(val + count, _mm512_maskz_compress_ps(k, x));
+    _mm512_storeu_si512(idx + count, _mm512_maskz_compress_epi32(k, at));
+    count += __builtin_popcount((unsigned)k);
+  }
+#else
+  for (int64_t f = 0; f < n; f++) {
+    idx[count] = (int32_t)f;
+    val[count] = v[f];
+    count += v[f] != 0.0f;
+  }
+#endif
+  return count;
+}
+
+
+/* init + sum_j val[j] * rows[idx[j] * stride + c .. + VL], with four
+ * independent accumulators so the FMA latency overlaps. */
+static inline vfloat sum_rows(const float *restrict rows, int64_t stride,
+                              int64_t c, const int32_t *restrict idx,
+                              const float *restrict val, int n, vfloat init) {
+  vfloat a0 = init, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    a0 += val[j] * *(const vfloat *)(rows + idx[j] * stride + c);
+    a1 += val[j + 1] * *(const vfloat *)(rows + idx[j + 1] * stride + c);
+    a2 += val[j + 2] * *(const vfloat *)(rows + idx[j + 2] * stride + c);
+    a3 += val[j + 3] * *(const vfloat *)(rows + idx[j + 3] * stride + c);
+  }
+  for (; j < n; j++)
+    a0 += val[j] * *(const vfloat *)(rows + idx[j] * stride + c);
+  return (a0 + a1) + (a2 + a3);
+}
+
+
+typedef struct sparse_layout {
+  int64_t F, H, Fp, Hp, parts, units;
+  int64_t packed;      /* floats of packed weights of one instance */
+  int64_t unit;        /* floats of accumulators per unit */
+  int64_t thread;      /* floats of temporaries per thread */
+  int64_t thread_idx;  /* indices per thread */
+  int two_acc;         /* separate encoder and decoder accumulators */
+} sparse_layout;
+
+
+static sparse_layout sparse_plan(const toy_model *m) {
+  sparse_layout s;
+  s.F = m->n_features;
+  s.H = m->n_hidden;
+  s.Fp = pad_vl(s.F);
+  s.Hp = pad_vl(s.H);
+  /* A fixed split, so the gradients are summed in the same order (and
+   * come out bit for bit the same) whatever the thread count. */
+  s.parts = 4;
+  s.units = m->n_instances * s.parts;
+  s.two_acc = m->kind == TOY_COMPUTATION;
+  /* enc [F][Hp], drow [F][Hp] (the same as enc unless computation),
+   * dec [H][Fp], bias [Fp], imp2 [Fp] */
+  s.packed = (s.two_acc ? 2 : 1) * s.F * s.Hp + s.H * s.Fp + 2 * s.Fp;
+  /* genc [F][Hp] (and gdec [F][Hp]), gdb [Fp], loss [VL] */
+  s.unit = (s.two_acc ? 2 : 1) * s.F * s.Hp + s.Fp + VL;
+  /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
+  s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
+  s.thread_idx = 2 * s.Fp + s.Hp;
+  return s;
+}
+
+
+/* Packs instance i's weights: enc[f][k] = W1[k][f], drow[f][k] = D[f][k],
+ * dec[k][f] = D[f][k], with zero padding, plus b_final and
+ * 2 * scale * importance. For linear and neuron models drow is enc. */
+static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
+                        float scale, float *packed) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp, Hp = s->Hp;
+  float *enc = packed, *drow = s->two_acc ? enc + F * Hp : enc;
+  float *dec = drow + F * Hp;
+  float *bias = dec + H * Fp, *imp2 = bias + Fp;
+  const float *W1 = m->W1 + i * H * F;
+  const float *W2 = m->kind == TOY_COMPUTATION ? m->W2 + i * F * H : NULL;
+  memset(packed, 0, (size_t)s->packed * sizeof(float));
+  for (int64_t k = 0; k < H; k++)
+    for (int64_t f = 0; f < F; f++) {
+      float w = W1[k * F + f];
+      float dw = W2 != NULL ? W2[f * H + k] : w;
+      enc[f * Hp + k] = w;
+      drow[f * Hp + k] = dw;
+      dec[k * Fp + f] = dw;
+    }
+  for (int64_t f = 0; f < F; f++) {
+    bias[f] = m->b_final[i * F + f];
+    imp2[f] = 2.0f * scale * m->importance[i * F + f];
+  }
+}
+
+
+/* Runs samples [b0, b1) of instance i, adding to the unit accumulators;
+ * returns the sum of 2 * scale * importance * error^2. */
+static double sparse_unit(const toy_model *m, const sparse_layout *s,
+                          int64_t i, const float *x, const toy_draw *draw,
+                          int64_t b0, int64_t b1,
+                          const float *packed, float *acc, float *tmp,
+                          int32_t *idx) {
+  const int64_t I = m->n_instances, F = s->F, H = s->H;
+  const int64_t Fp = s->Fp, Hp = s->Hp;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const int absolute = m->kind == TOY_COMPUTATION;
+  const float *restrict enc = packed;
+  const float *restrict drow = s->two_acc ? enc + F * Hp : enc;
+  const float *restrict dec = drow + F * Hp;
+  const float *restrict bias = dec + H * Fp, *restrict imp2 = bias + Fp;
+  float *restrict genc = acc;
+  float *restrict gdec = s->two_acc ? acc + F * Hp : acc;
+  float *restrict gdb = acc + (s->two_acc ? 2 : 1) * F * Hp;
+  float *restrict xpad = tmp, *restrict o = xpad + Fp, *restrict d = o + Fp;
+  float *restrict xval = d + Fp, *restrict dval = xval + Fp;
+  float *restrict h = dval + Fp, *restrict dh = h + Hp, *restrict hval = dh + Hp;
+  int32_t *restrict xidx = idx, *restrict didx = xidx + Fp;
+  int32_t *restrict hidx = didx + Fp;
   double loss = 0.0;
 
-  tile_forward(m, i, x, b0, nt, xt, h, o);
-  for (int64_t t = 0; t < TILE; t++) active[t] = t < nt;
+  for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
+  for (int64_t b = b0; b < b1; b++) {
+    const float *xr = xpad;
+    int nx = 0, nd = 0, nh = 0;
+    if (draw != NULL) draw_row(m, draw, b, i, xpad);
+    else xr = x + (b * I + i) * F;
+    if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
+    nx = compact_nonzero(xpad, Fp, xval, xidx);
 
-  /* d[f] = dL/do[f] = 2 * scale * importance * (ReLU(o) - target) where
-   * o > 0, else 0; padding samples give 0. */
-  for (int64_t f = 0; f < F; f++) {
-    const float w = 2.0f * scale * imp[f];
-    float *of = o + f * TILE, *df = d + f * TILE;
-    const float *xf = xt + f * TILE;
-    float acc = 0.0f, gb = 0.0f;
-    #pragma omp simd reduction(+:acc, gb)
-    for (int64_t t = 0; t < TILE; t++) {
-      float target = computation ? fabsf(xf[t]) : xf[t];
-      float y = of[t] > 0.0f ? of[t] : 0.0f;
-      float e = active[t] ? y - target : 0.0f;
-      float g = of[t] > 0.0f ? w * e : 0.0f;
-      acc += e * e;
-      df[t] = g;
-      gb += g;
+    /* h = W1 x over the present features only */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      const vfloat zero = { 0 };
+      vfloat a = sum_rows(enc, Hp, c, xidx, xval, nx, zero);
+      if (relu_hidden) a = where_positive(a, a);
+      *(vfloat *)(h + c) = a;
     }
-    loss += (double)imp[f] * (double)acc;
-    db[f] += gb;
-  }
+    nh = compact_nonzero(h, Hp, hval, hidx);
 
-  /* Decoder gradient dD[f][k] += sum_t d[f][t] h[k][t], and
-   * dh[k] = sum_f D[f][k] d[f]. */
-  for (int64_t k = 0; k < H; k++)
-    for (int64_t t = 0; t < TILE; t++) dh[k * TILE + t] = 0.0f;
-  for (int64_t f = 0; f < F; f++) {
-    const float *df = d + f * TILE;
-    int any = 0;
-    for (int64_t t = 0; t < TILE; t++) any |= df[t] != 0.0f;
-    if (!any) continue;            /* feature off in the whole tile */
-    for (int64_t k = 0; k < H; k++) {
-      const float *hk = h + k * TILE;
-      float *dhk = dh + k * TILE;
-      const float w = decoder_weight(m, W1, W2, f, k);
-      float s = 0.0f;
-      #pragma omp simd reduction(+:s)
-      for (int64_t t = 0; t < TILE; t++) {
-        s += df[t] * hk[t];
-        dhk[t] += w * df[t];
-      }
-      if (computation) dW2[f * H + k] += s;
-      else dW1[k * F + f] += s;
+    /* o = b_final + D h over the nonzero hidden units */
+    for (int64_t c = 0; c < Fp; c += VL) {
+      *(vfloat *)(o + c) = sum_rows(dec, Fp, c, hidx, hval, nh,
+                                    *(const vfloat *)(bias + c));
     }
-  }
 
-  /* Through the hidden ReLU, then the encoder gradient
-   * dW1[k][f] += sum_t dh[k][t] x[f][t]. */
-  for (int64_t k = 0; k < H; k++) {
-    float *dhk = dh + k * TILE;
-    const float *hk = h + k * TILE;
-    if (m->kind != TOY_LINEAR)
-      for (int64_t t = 0; t < TILE; t++) dhk[t] = hk[t] > 0.0f ? dhk[t] : 0.0f;
-    for (int64_t f = 0; f < F; f++) {
-      const float *xf = xt + f * TILE;
-      float s = 0.0f;
-      #pragma omp simd reduction(+:s)
-      for (int64_t t = 0; t < TILE; t++) s += dhk[t] * xf[t];
-      dW1[k * F + f] += s;
+    /* loss, d = dL/do (zero where the output ReLU is closed), db */
+    float sample_loss = 0.0f;
+    #pragma omp simd reduction(+:sample_loss)
+    for (int64_t f = 0; f < Fp; f++) {
+      float target = absolute ? fabsf(xpad[f]) : xpad[f];
+      float y = o[f] > 0.0f ? o[f] : 0.0f;
+      float e = y - target;
+      float g = o[f] > 0.0f ? imp2[f] * e : 0.0f;
+      sample_loss += imp2[f] * e * e;
+      d[f] = g;
+      gdb[f] += g;
+    }
+    loss += (double)sample_loss;
+    nd = compact_nonzero(d, Fp, dval, didx);
+
+    /* dh = D^T d over the open outputs, through the hidden ReLU */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      const vfloat zero = { 0 };
+      vfloat a = sum_rows(drow, Hp, c, didx, dval, nd, zero);
+      if (relu_hidden) a = where_positive(*(const vfloat *)(h + c), a);
+      *(vfloat *)(dh + c) = a;
+    }
+
+    /* decoder gradient gdec[f][k] += d[f] h[k], encoder gradient
+     * genc[f][k] += x[f] dh[k] */
+    for (int64_t c = 0; c < Hp; c += VL) {
+      const vfloat hc = *(const vfloat *)(h + c);
+      const vfloat dhc = *(const vfloat *)(dh + c);
+      for (int j = 0; j < nd; j++)
+        *(vfloat *)(gdec + didx[j] * Hp + c) += dval[j] * hc;
+      for (int j = 0; j < nx; j++)
+        *(vfloat *)(genc + xidx[j] * Hp + c) += xval[j] * dhc;
     }
   }
   return loss;
 }
 
 
-double toy_backward(toy_model *m, const float *x, int64_t batch,
-                    double *inst_loss) {
-  const int64_t I = m->n_instances, F = m->n_features;
-  const int64_t tiles = (batch + TILE - 1) / TILE;
+static double sparse_backward(toy_model *m, const float *x,
+                              const toy_draw *draw, int64_t batch,
+                              double *inst_loss) {
+  const int64_t I = m->n_instances, F = m->n_features, H = m->n_hidden;
   const int threads = max_threads();
-  const int64_t per_thread = tile_floats(m);
-  if (m->scratch_floats < per_thread * threads) {
-    float *s = realloc(m->scratch, (size_t)(per_thread * threads) * sizeof(float));
-    if (s == NULL) return -1.0;
-    m->scratch = s;
-    m->scratch_floats = per_thread * threads;
-  }
+  const sparse_layout s = sparse_plan(m);
   const float scale = 1.0f / (float)(batch * F);
+  /* Each thread packs the weights of the instance it works on, so only
+   * one instance's copy per thread is live in cache. */
+  const int64_t packed_total = threads * s.packed;
+  const int64_t acc_total = s.units * s.unit;
+  if (!reserve_scratch(m, packed_total + acc_total + threads * s.thread,
+                       threads * s.thread_idx))
+    return -1.0;
+  float *packed = m->scratch, *acc = packed + packed_total;
+  float *tmp = acc + acc_total;
   double total = 0.0;
 
-  #pragma omp parallel for schedule(static) reduction(+:total) \
-    num_threads(threads) if (batch * I * F * m->n_hidden > 16384)
-  for (int64_t i = 0; i < I; i++) {
-    float *scratch = m->scratch + per_thread * thread_id();
-    double sum = 0.0;
-    for (int64_t tile = 0; tile < tiles; tile++) {
-      int64_t b0 = tile * TILE;
-      int64_t nt = batch - b0 < TILE ? batch - b0 : TILE;
-      sum += tile_backward(m, i, x, b0, nt, scale, scratch);
+  #pragma omp parallel num_threads(threads)
+  {
+    const int tid = thread_id();
+    float *own = packed + tid * s.packed;
+    int64_t packed_instance = -1;
+
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < s.units; u++) {
+      int64_t i = u / s.parts, part = u % s.parts;
+      if (packed_instance != i) {
+        sparse_pack(m, &s, i, scale, own);
+        packed_instance = i;
+      }
+      int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
+      float *a = acc + u * s.unit;
+      memset(a, 0, (size_t)s.unit * sizeof(float));
+      double loss = sparse_unit(m, &s, i, x, draw, b0, b1, own, a,
+                                tmp + tid * s.thread,
+                                m->index_scratch + tid * s.thread_idx);
+      memcpy(a + s.unit - VL, &loss, sizeof loss);
     }
-    double mean = sum / (double)(batch * F);
-    if (inst_loss != NULL) inst_loss[i] = mean;
-    total += mean;
+
+    /* Sum the units of each instance into its gradients. */
+    #pragma omp for schedule(static) reduction(+:total)
+    for (int64_t i = 0; i < I; i++) {
+      float *dW1 = m->dW1 + i * H * F;
+      float *dW2 = m->dW2 != NULL ? m->dW2 + i * F * H : NULL;
+      float *db = m->db_final + i * F;
+      double sum = 0.0;
+      for (int64_t part = 0; part < s.parts; part++) {
+        const float *a = acc + (i * s.parts + part) * s.unit;
+        const float *genc = a;
+        const float *gdec = s.two_acc ? a + F * s.Hp : a;
+        const float *gdb = a + (s.two_acc ? 2 : 1) * F * s.Hp;
+        for (int64_t f = 0; f < F; f++) {
+          for (int64_t k = 0; k < H; k++) {
+            dW1[k * F + f] += genc[f * s.Hp + k];
+            if (dW2 != NULL) dW2[f * H + k] += gdec[f * s.Hp + k];
+          }
+          db[f] += gdb[f];
+        }
+        double loss;
+        memcpy(&loss, a + s.unit - VL, sizeof loss);
+        sum += loss;
+      }
+      /* The units summed imp2 * e^2 = 2 * scale * importance * e^2. */
+      double mean = sum / (2.0 * (double)scale) / (double)(batch * F);
+      if (inst_loss != NULL) inst_loss[i] = mean;
+      total += mean;
+    }
   }
   return total;
+}
+
+
+/* The batch-vectorised tiles win for tiny models; wider ones gain more
+ * from skipping absent features and closed ReLUs. */
+static int use_sparse_pass(const toy_model *m) {
+  return m->n_features >= 32 && m->n_hidden >= 8;
+}
+
+
+static double backward(toy_model *m, const float *x, const toy_draw *draw,
+                       int64_t batch, double *inst_loss) {
+  if (use_sparse_pass(m))
+    return sparse_backward(m, x, draw, batch, inst_loss);
+  return tiled_backward(m, x, draw, batch, inst_loss);
+}
+
+
+double toy_backward(toy_model *m, const float *x, int64_t batch,
+                    double *inst_loss) {
+  return backward(m, x, NULL, batch, inst_loss);
+}
+
+
+double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss) {
+  toy_draw draw;
+  draw.seed = m->generator.seed;
+  draw.base = generator_reserve(&m->generator,
+                                (uint64_t)(batch * m->n_instances *
+                                           m->n_features));
+  return backward(m, NULL, &draw, batch, inst_loss);
 }

@@ -34,10 +34,11 @@ typedef struct toy_model {
   float *dW1, *dW2, *db_final;
   float *feature_probability, *importance;
   sae_generator generator;
-  /* Per-thread scratch for backward, grown on demand (never inside a
-   * parallel region). */
+  /* Scratch for backward, grown on demand outside parallel regions. */
   float *scratch;
   int64_t scratch_floats;
+  int32_t *index_scratch;
+  int64_t index_scratch_count;
 } toy_model;
 
 /* Allocates the storages and sets the views; parameters are zero and the
@@ -74,5 +75,10 @@ double toy_loss(const toy_model *m, const float *out, const float *x,
  * not be allocated. */
 double toy_backward(toy_model *m, const float *x, int64_t batch,
                     double *inst_loss);
+
+/* toy_backward on a fresh batch from the model's generator, drawn inside
+ * the pass instead of stored: the same loss and gradients as
+ * toy_backward(m, x) with x from toy_generate_batch. */
+double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss);
 
 #endif

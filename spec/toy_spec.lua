@@ -361,6 +361,77 @@ describe("sae.toy", function()
       end)
     end
 
+    for _, kind in ipairs(kinds) do
+      it("matches finite differences on a wide model (" .. kind .. ")", function()
+        -- Wide models take the per-sample pass that skips zeros.
+        local model, x = random_case(kind, 33, 5, 2, 40, 9)
+        local p = params_of(model)
+        local imp = model.importance:totable()
+        local function loss_at()
+          local _, out = naive_forward(kind, p, x)
+          return (naive_loss(kind, imp, out, x))
+        end
+        model:zero_grad()
+        local xt = sae.tensor(x)
+        assert.near(loss_at(), model:backward(xt), 1e-5)
+        local _, out = naive_forward(kind, p, x)
+        local _, per = naive_loss(kind, imp, out, x)
+        assert_near_table(per, model:instance_losses():totable(), 1e-5)
+        local eps = 1e-6
+        for _, entry in ipairs(model:parameters()) do
+          local grad = entry.grad:reshape(-1):totable()
+          local flat_index, checked = 0, 0
+          local function visit(t)
+            for k = 1, #t do
+              if type(t[k]) == "table" then visit(t[k]) else
+                flat_index = flat_index + 1
+                if flat_index % 7 == 1 then
+                  checked = checked + 1
+                  local v = t[k]
+                  t[k] = v + eps
+                  local up = loss_at()
+                  t[k] = v - eps
+                  local down = loss_at()
+                  t[k] = v
+                  local fd = (up - down) / (2 * eps)
+                  if math.abs(fd - grad[flat_index]) > 1e-4 + 1e-3 * math.abs(fd) then
+                    error(string.format("%s[%d]: finite difference %.9g, "
+                      .. "backward %.9g", entry.name, flat_index, fd,
+                      grad[flat_index]))
+                  end
+                end
+              end
+            end
+          end
+          visit(p[entry.name])
+          assert.is_true(checked > 10)
+        end
+      end)
+    end
+
+    for _, shape in ipairs({ { 5, 2 }, { 40, 9 } }) do
+      it("train_step() equals backward() on generate_batch() ("
+        .. shape[1] .. " features)", function()
+        for _, kind in ipairs(kinds) do
+          local cfg = { kind = kind, n_instances = 3, n_features = shape[1],
+            n_hidden = shape[2], n_correlated_pairs = 1,
+            n_anticorrelated_pairs = 1, seed = 8,
+            feature_probability = sae.tensor({ { 0.5 }, { 0.2 }, { 0.05 } }) }
+          local a, b = sae.toy.Model(cfg), sae.toy.Model(cfg)
+          local loss_a = a:train_step(70)
+          b:zero_grad()
+          local loss_b = b:backward(b:generate_batch(70))
+          assert.near(loss_b, loss_a, 1e-6 * math.max(1, loss_b))
+          for k, entry in ipairs(a:parameters()) do
+            assert_near_table(b:parameters()[k].grad:totable(),
+              entry.grad:totable(), 1e-6, kind .. " " .. entry.name)
+          end
+          -- both generators moved past the same counters
+          assert.same(a:generate_batch(2):totable(), b:generate_batch(2):totable())
+        end
+      end)
+    end
+
     it("accumulates until zero_grad()", function()
       local model, x = random_case("neuron", 41, 4, 2, 3, 2)
       local xt = sae.tensor(x)
@@ -376,6 +447,12 @@ describe("sae.toy", function()
       end
       model:zero_grad()
       assert.same(0, model.grad.W:totable()[1][1][1])
+    end)
+
+    it("rejects an empty batch", function()
+      local m = sae.toy.Model{ n_instances = 2, n_features = 3, n_hidden = 2 }
+      assert.has_error(function() m:backward(sae.zeros(0, 2, 3)) end,
+        "backward: argument #2 expected a non-empty batch, got shape [0, 2, 3]")
     end)
 
     it("reports per-instance losses", function()
@@ -536,6 +613,83 @@ describe("sae.toy", function()
       assert.same({ 1, 101, 201, 300 }, { history[1].step, history[2].step,
         history[3].step, history[4].step })
       assert.is_true(history[4].loss < 0.5 * history[1].loss)
+      local per = history[4].instance_losses:totable()
+      assert.near(history[4].loss, per[1] + per[2], 1e-6)
+    end)
+  end)
+
+  describe("train() across thread counts", function()
+    it("gives the same parameters bit for bit", function()
+      local script = os.tmpname()
+      local f = io.open(script, "w")
+      f:write([[
+local sae = require "sae"
+local out = {}
+for _, cfg in ipairs({ { n_features = 5, n_hidden = 2 },
+                       { n_features = 40, n_hidden = 9, kind = "computation" } }) do
+  cfg.n_instances = 3
+  cfg.feature_probability = 0.3
+  cfg.seed = 4
+  local m = sae.toy.Model(cfg)
+  m:train{ steps = 20, batch_size = 100, progress = false }
+  for _, e in ipairs(m:parameters()) do
+    for _, v in ipairs(e.param:reshape(-1):totable()) do
+      out[#out + 1] = string.format("%a", v)
+    end
+  end
+end
+io.write(table.concat(out, ","))
+]])
+      f:close()
+      local function run(threads)
+        local pipe = io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. script)
+        local text = pipe:read("a")
+        pipe:close()
+        return text
+      end
+      local one, two = run(1), run(2)
+      os.remove(script)
+      assert.is_true(#one > 100, "child run printed: " .. one)
+      assert.equal(one, two)
+    end)
+  end)
+
+  describe("5->2 model after training", function()
+    local imp = {}
+    for f = 1, 5 do imp[f] = 0.9 ^ (f - 1) end
+    local m = sae.toy.Model{ n_instances = 2, n_features = 5, n_hidden = 2,
+      feature_probability = sae.tensor({ { 1.0 }, { 0.02 } }),
+      importance = sae.tensor({ imp }), seed = 3 }
+    m:train{ steps = 5000, batch_size = 512, lr = 5e-3, progress = false }
+    local W = m.W:totable()
+
+    local function column(i, f) return W[i][1][f], W[i][2][f] end
+
+    it("places sparse features in a pentagon", function()
+      local angles = {}
+      for f = 1, 5 do
+        local a, b = column(2, f)
+        local norm = math.sqrt(a * a + b * b)
+        assert.is_true(norm > 0.9 and norm < 1.35, "norm " .. norm)
+        angles[f] = math.deg(math.atan(b, a))
+      end
+      table.sort(angles)
+      for f = 1, 5 do
+        local gap = (f == 5 and angles[1] + 360 or angles[f + 1]) - angles[f]
+        assert.near(72, gap, 10)
+      end
+    end)
+
+    it("represents exactly the two most important dense features", function()
+      local a1, b1 = column(1, 1)
+      local a2, b2 = column(1, 2)
+      assert.near(1, math.sqrt(a1 * a1 + b1 * b1), 0.1)
+      assert.near(1, math.sqrt(a2 * a2 + b2 * b2), 0.1)
+      assert.near(0, a1 * a2 + b1 * b2, 0.1)          -- orthogonal
+      for f = 3, 5 do
+        local a, b = column(1, f)
+        assert.is_true(math.sqrt(a * a + b * b) < 0.2)
+      end
     end)
   end)
 
@@ -578,10 +732,6 @@ describe("sae.toy", function()
 
   describe("save() and load()", function()
     it("round-trips a model through safetensors", function()
-      if type(sae.save) ~= "function" or type(sae.load) ~= "function" then
-        pending("sae.save and sae.load are not in this build yet")
-        return
-      end
       local m = sae.toy.Model{ kind = "computation", n_instances = 2,
         n_features = 4, n_hidden = 3, n_correlated_pairs = 1,
         feature_probability = 0.25, importance = sae.tensor({ { 1, 0.5, 0.25, 0.125 } }),
@@ -599,6 +749,15 @@ describe("sae.toy", function()
       assert.same(m.b_final:totable(), n.b_final:totable())
       assert.same(m.importance:totable(), n.importance:totable())
       assert.same(m.feature_probability:totable(), n.feature_probability:totable())
+    end)
+
+    it("rejects a file that holds no toy model", function()
+      local path = os.tmpname()
+      sae.save(path, { W = sae.zeros(1, 1, 2) }, { format = "other" })
+      assert.has_error(function() sae.toy.load(path) end,
+        "load: " .. path .. " is not a saved sae.toy.Model (metadata format "
+        .. "is other)")
+      os.remove(path)
     end)
   end)
 end)

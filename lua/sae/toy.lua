@@ -23,9 +23,9 @@ toy.Model = core._toy.Model
 --
 -- Adam (or the given optimizer) on fresh batches from the model's
 -- generator; `seed` restarts that generator first. Returns the list of
--- log records { step =, loss =, lr = }, where loss is the sum over
--- instances as loss() gives it; on_log also receives the per-instance
--- losses in record.instance_losses.
+-- log records { step =, loss =, lr =, instance_losses = }, where loss is
+-- the sum over instances as loss() gives it and instance_losses the
+-- tensor [I] of per-instance losses; on_log receives each record.
 function methods:train(opts)
   opts = opts or {}
   local batch_size = opts.batch_size or 1024
@@ -36,23 +36,23 @@ function methods:train(opts)
   if opts.seed ~= nil then self:manual_seed(opts.seed) end
   local lr = opts.lr or (opts.optimizer and opts.optimizer:get_lr()) or 1e-3
   local optimizer = opts.optimizer or optim.Adam(self, { lr = lr })
-  local on_log = opts.on_log
   local model = self
+  local steps, log_every = opts.steps or 10000, opts.log_every or 100
   return train.run{
     name = "train",
-    steps = opts.steps or 10000,
+    steps = steps,
     lr = lr,
     lr_schedule = opts.lr_schedule,
-    log_every = opts.log_every or 100,
+    log_every = log_every,
     progress = opts.progress,
     optimizer = optimizer,
-    on_log = on_log and function(record)
-      record.instance_losses = model:instance_losses()
-      on_log(record)
-    end,
-    step = function()
+    on_log = opts.on_log,
+    step = function(step)
       local loss = model:train_step(batch_size)
       optimizer:step()
+      if (step - 1) % log_every == 0 or step == steps then
+        return loss, { instance_losses = model:instance_losses() }
+      end
       return loss
     end,
   }
@@ -141,16 +141,9 @@ end
 -- dimensionality ||W_i||^2 / sum_j (W^_i . W_j)^2 with W^_i = W_i /
 -- ||W_i||, and the dimensions per feature H / ||W||_F^2 of each instance
 -- (Elhage et al., "Toy Models of Superposition", 2022, section "Feature
--- Dimensionality"). A zero column has dimensionality 0.
-function toy.dimensionality(W)
-  if getmetatable(W) ~= core.Tensor_mt or W:dim() ~= 3 then
-    error("dimensionality: argument #1 (W) expected a tensor of shape "
-      .. "[instances, hidden, features], got "
-      .. (getmetatable(W) == core.Tensor_mt
-          and "shape [" .. table.concat(W:shape(), ", ") .. "]" or type(W)), 2)
-  end
-  return core._toy.dimensionality(W)
-end
+-- Dimensionality"). A zero column has dimensionality 0, and an all-zero
+-- instance infinite dimensions per feature.
+toy.dimensionality = core._toy.dimensionality
 
 
 return toy
