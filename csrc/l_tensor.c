@@ -72,7 +72,27 @@ sae_tensor *l_newtensor(lua_State *L, sae_dtype dtype, int ndim,
                  sae_dtype_name(dtype), buf);
     luaL_error(L, "invalid tensor shape %s (too many elements)", buf);
   }
+  l_account(L, t->storage->nbytes);
   return t;
+}
+
+
+void l_account(lua_State *L, size_t nbytes) {
+  /* The collector sees only the small userdata, so without these hints a
+   * loop of `z = x + y` on large tensors piles up gigabytes of garbage.
+   * The step hint paces ordinary calls. Lua 5.4.4 makes no progress on such
+   * steps when they come from inside a metamethod such as __add, so a full
+   * collection also runs after every 256 MiB of tensor memory. */
+  static size_t since_collect = 0;
+  if (nbytes < (size_t)1 << 16) return;
+  since_collect += nbytes;
+  if (since_collect >= (size_t)256 << 20) {
+    since_collect = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+    return;
+  }
+  lua_gc(L, LUA_GCSTEP, (int)(nbytes >> 10 < INT32_MAX ? nbytes >> 10
+                                                       : INT32_MAX));
 }
 
 

@@ -30,6 +30,10 @@ sae_tensor *l_testtensor(lua_State *L, int arg);
  * sizes or out of memory. `zero` asks for zero-filled memory. */
 sae_tensor *l_newtensor(lua_State *L, sae_dtype dtype, int ndim,
                         const int64_t *size, int zero);
+/* Tells the Lua collector that `nbytes` of tensor memory were just taken,
+ * so garbage tensors are freed at the pace they are made. l_newtensor calls
+ * it; call it after attaching any other large storage. */
+void l_account(lua_State *L, size_t nbytes);
 /* Pushes a tensor like `like` (dtype and shape), contiguous. */
 sae_tensor *l_newlike(lua_State *L, const sae_tensor *like, int zero);
 /* Pushes a new view of src's storage (same sizes, strides, offset);
