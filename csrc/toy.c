@@ -652,6 +652,24 @@ static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
 }
 
 
+/* Adds the contribution of `count` samples with no feature present: h is
+ * 0, so the output is ReLU(b_final) and only db gets a gradient. Returns
+ * their sum of 2 * scale * importance * error^2. */
+static double add_empty_samples(int64_t count, int64_t F,
+                                const float *restrict bias,
+                                const float *restrict imp2,
+                                float *restrict gdb) {
+  double loss = 0.0;
+  if (count == 0) return 0.0;
+  for (int64_t f = 0; f < F; f++) {
+    float y = bias[f] > 0.0f ? bias[f] : 0.0f;   /* target |0| = 0 */
+    loss += (double)(imp2[f] * y * y) * (double)count;
+    gdb[f] += (float)count * (imp2[f] * y);
+  }
+  return loss;
+}
+
+
 /* Runs samples [b0, b1) of instance i, adding to the unit accumulators;
  * returns the sum of 2 * scale * importance * error^2. */
 static double sparse_unit(const toy_model *m, const sparse_layout *s,
@@ -676,6 +694,7 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
   int32_t *restrict xidx = idx, *restrict didx = xidx + Fp;
   int32_t *restrict hidx = didx + Fp;
   double loss = 0.0;
+  int64_t empty = 0;
 
   for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
   for (int64_t b = b0; b < b1; b++) {
@@ -685,6 +704,10 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
     else xr = x + (b * I + i) * F;
     if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
     nx = compact_nonzero(xpad, Fp, xval, xidx);
+    if (nx == 0) {                /* common at low feature probability */
+      empty++;
+      continue;
+    }
 
     /* h = W1 x over the present features only */
     for (int64_t c = 0; c < Hp; c += VL) {
@@ -735,7 +758,7 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
         *(vfloat *)(genc + xidx[j] * Hp + c) += xval[j] * dhc;
     }
   }
-  return loss;
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
 }
 
 
@@ -778,6 +801,7 @@ static double gram_unit(const toy_model *m, const sparse_layout *s,
   float *restrict xval = d + Fp;
   int32_t *restrict xidx = idx;
   double loss = 0.0;
+  int64_t empty = 0;
 
   for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
   for (int64_t b = b0; b < b1; b++) {
@@ -786,6 +810,10 @@ static double gram_unit(const toy_model *m, const sparse_layout *s,
     else xr = x + (b * I + i) * F;
     if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
     int nx = compact_nonzero(xpad, Fp, xval, xidx);
+    if (nx == 0) {
+      empty++;
+      continue;
+    }
 
     /* o = b_final + M x over the present features */
     for (int64_t c = 0; c < Fp; c += VL)
@@ -811,7 +839,7 @@ static double gram_unit(const toy_model *m, const sparse_layout *s,
         *(vfloat *)(CT + xidx[j] * Fp + c) += xval[j] * dc;
     }
   }
-  return loss;
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
 }
 
 

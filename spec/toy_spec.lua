@@ -372,6 +372,13 @@ describe("sae.toy", function()
         .. ", feature probability " .. probability .. ")", function()
         -- Wide models take the per-sample pass that skips zeros.
         local model, x = random_case(kind, 33, 5, 2, 40, 9, probability)
+        for f = 1, 40 do              -- samples with no feature present
+          x[2][1][f] = 0
+          x[4][2][f] = 0
+        end
+        local b_final = model.b_final:totable()
+        b_final[1][3] = 0.25          -- so empty samples have an output
+        model.b_final:copy_(sae.tensor(b_final))
         local p = params_of(model)
         local imp = model.importance:totable()
         local function loss_at()
