@@ -584,14 +584,17 @@ typedef struct sparse_layout {
  * Gram matrix M = W^T W the output is o = b_final + M x, a sum over the
  * present features only, and the gradient is dW = W S with
  * S = C + C^T, C = sum over samples of x d^T, which also needs only the
- * present features. Dense instances would pay F instead of H per
- * present feature, so they keep the hidden layer. */
+ * present features. Each present feature then costs two passes over F
+ * outputs instead of work on H hidden units plus a dense decoder and
+ * its gradient; counting operations puts the break-even near 2 H
+ * present features per sample (an estimate), so denser instances keep
+ * the hidden layer. */
 static int use_gram(const toy_model *m, int64_t i) {
   if (m->kind != TOY_LINEAR) return 0;
   double expected_present = 0.0;
   for (int64_t f = 0; f < m->n_features; f++)
     expected_present += m->feature_probability[i * m->n_features + f];
-  return expected_present <= (double)m->n_hidden;
+  return expected_present <= 2.0 * (double)m->n_hidden;
 }
 
 
