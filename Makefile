@@ -18,6 +18,9 @@ CFLAGS ?= -O2 $(ARCHFLAGS) -fno-math-errno
 WARNINGS = -Wall -Wextra
 LIBFLAG ?= -shared
 OPENMP ?= -fopenmp
+# Keeps core.so (and so libgomp) mapped when lua_close unloads the module;
+# otherwise an idle OpenMP worker thread can run unmapped code at exit.
+NODELETE ?= -Wl,-z,nodelete
 PREFIX ?= /usr/local
 LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
@@ -43,11 +46,12 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDR)
 
 $(BUILD)/sae/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(OPENMP) $(LDFLAGS) -o $@ $(OBJ) \
+	$(CC) $(LIBFLAG) $(OPENMP) $(NODELETE) $(LDFLAGS) -o $@ $(OBJ) \
 		-L$(OPENBLAS_LIBDIR) $(BLAS_LIBS) -lm
 
 test: all
-	$(TEST_ENV) $(BUSTED) --output=spec/plain_output.lua spec
+	$(TEST_ENV) $(BUSTED) --cpath="$(BUILD)/?.so" \
+		--output=spec/plain_output.lua spec
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined

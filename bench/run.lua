@@ -5,13 +5,13 @@
 --   lua5.4 bench/run.lua tensor     only the named parts
 --
 -- A part file returns function(report). report(name, ours, reference,
--- note) prints one row: `ours` and `reference` are seconds per operation
--- (reference may be nil when there is none), the ratio column is
--- reference / ours, so above 1 means we are faster, and `note` is free
--- text such as a throughput. report.section(title) starts a group of rows.
+-- note) prints one row. `ours` and `reference` are seconds per operation,
+-- and reference may be nil when there is none. The ratio column is
+-- reference / ours, so above 1 means we are faster. `note` is free text
+-- such as a throughput. report.section(title) starts a group of rows.
 -- See bench/README.md.
 
-local PARTS = { "tensor", "toy", "sae" }
+local PARTS = { "tensor", "nn", "toy", "sae" }
 
 local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 
@@ -28,7 +28,7 @@ local report = setmetatable({}, {
     if ours and reference and ours > 0 then
       ratio = string.format("%.2f", reference / ours)
     end
-    print(string.format("  %-34s %12s %12s %7s  %s", name, format_seconds(ours),
+    print(string.format("  %-40s %12s %12s %7s  %s", name, format_seconds(ours),
       format_seconds(reference), ratio, note or ""))
     io.stdout:flush()
   end,
@@ -37,7 +37,7 @@ local report = setmetatable({}, {
 function report.section(title)
   print("")
   print(title)
-  print(string.format("  %-34s %12s %12s %7s  %s", "case", "ours", "reference",
+  print(string.format("  %-40s %12s %12s %7s  %s", "case", "ours", "reference",
     "ratio", "note"))
   io.stdout:flush()
 end

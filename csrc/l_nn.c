@@ -122,6 +122,7 @@ typedef struct {
   reduction reduce;
   int64_t ignore_index;
   double label_smoothing;
+  int has_weight;     /* opts.weight is set; read again after the checks */
 } ce_options;
 
 
@@ -129,6 +130,7 @@ static void ce_checkoptions(lua_State *L, int arg, ce_options *o) {
   o->reduce = REDUCE_MEAN;
   o->ignore_index = -100;   /* PyTorch's default; never a valid class here */
   o->label_smoothing = 0.0;
+  o->has_weight = 0;
   if (lua_isnoneornil(L, arg)) return;
   if (!lua_istable(L, arg))
     luaL_error(L, "cross_entropy: argument #%d (opts) expected a table, got "
@@ -161,10 +163,18 @@ static void ce_checkoptions(lua_State *L, int arg, ce_options *o) {
                    lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
                                                   : luaL_typename(L, -1));
       o->label_smoothing = s;
+    } else if (key != NULL && strcmp(key, "weight") == 0) {
+      sae_tensor *w = l_testtensor(L, -1);
+      if (w == NULL || w->storage == NULL || w->dtype != SAE_FLOAT32)
+        luaL_error(L, "cross_entropy: argument #%d (opts.weight) expected a "
+                   "float32 sae.Tensor, got %s", arg, w == NULL
+                   ? luaL_typename(L, -1) : w->storage == NULL
+                   ? "a closed tensor" : sae_dtype_name(w->dtype));
+      o->has_weight = 1;
     } else {
       luaL_error(L, "cross_entropy: argument #%d (opts) expected the keys "
-                 "reduction, ignore_index and label_smoothing, got %s", arg,
-                 key != NULL ? key : luaL_typename(L, -2));
+                 "reduction, ignore_index, label_smoothing and weight, got %s",
+                 arg, key != NULL ? key : luaL_typename(L, -2));
     }
     lua_pop(L, 1);
   }
@@ -176,7 +186,9 @@ static void ce_checkoptions(lua_State *L, int arg, ce_options *o) {
  * For 2-D logits this is torch.nn.functional.cross_entropy. For [N, T, C]
  * it is the same on the flattened [N*T, C], whereas PyTorch would want
  * the classes on dim 2. opts: reduction ("mean" by default, "sum",
- * "none"), ignore_index (-100 by default), label_smoothing (0). */
+ * "none"), ignore_index (-100 by default), label_smoothing (0), weight
+ * (float32 [C] class weights; the mean then divides by the summed weights
+ * of the targets, as in PyTorch). */
 static int l_cross_entropy(lua_State *L) {
   const char *fname = "cross_entropy";
   sae_tensor *logits = l_checkfloat(L, 1, fname);
@@ -194,29 +206,39 @@ static int l_cross_entropy(lua_State *L) {
   int64_t classes = logits->size[last];
   l_checkindices(L, targets, classes, 1, o.ignore_index, 2, fname, "targets");
 
-  sae_tensor *target = l_pushcontiguous(L, targets);                /* 4 */
+  const float *weight = NULL;
+  if (o.has_weight) {
+    lua_getfield(L, 3, "weight");                                   /* 4 */
+    sae_tensor *w = l_testtensor(L, 4);
+    if (w->ndim != 1 || w->size[0] != classes)
+      return l_shape_error(L, fname, "argument #3 (opts.weight) expected one "
+                           "weight per class of the logits", logits, w);
+    weight = tensor_f32(l_pushcontiguous(L, w));                    /* 5 */
+  }
+  sae_tensor *target = l_pushcontiguous(L, targets);
   sae_tensor *loss = l_newtensor(L, SAE_FLOAT32, targets->ndim,
-                                 targets->size, 0);                 /* 5 */
+                                 targets->size, 0);
   int64_t rows = tensor_numel(target);
   const int64_t *tp = tensor_i64(target);
   if (rows > 0)
-    nn_cross_entropy(tensor_f32(loss), logits, tp, o.ignore_index,
+    nn_cross_entropy(tensor_f32(loss), logits, tp, weight, o.ignore_index,
                      o.label_smoothing);
   if (o.reduce == REDUCE_NONE) return 1;
 
   /* Summed in row order in double, so the result does not depend on the
-   * thread count. The mean divides by the rows not ignored and is NaN when
-   * every row is ignored, as in PyTorch. */
+   * thread count. The mean divides by the number of rows not ignored (or
+   * by their summed target weights) and is NaN when that is 0, as in
+   * PyTorch. */
   const float *lp = tensor_f32(loss);
-  double sum = 0.0;
-  int64_t counted = 0;
+  double sum = 0.0, divisor = 0.0;
   for (int64_t r = 0; r < rows; r++) {
     sum += lp[r];
-    counted += tp[r] != o.ignore_index;
+    if (tp[r] != o.ignore_index)
+      divisor += weight != NULL ? weight[tp[r] - 1] : 1.0;
   }
   sae_tensor *result = l_newtensor(L, SAE_FLOAT32, 0, NULL, 0);
   if (o.reduce == REDUCE_SUM) tensor_f32(result)[0] = (float)sum;
-  else tensor_f32(result)[0] = (float)(sum / (double)counted);
+  else tensor_f32(result)[0] = (float)(sum / divisor);
   return 1;
 }
 

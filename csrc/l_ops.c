@@ -4,7 +4,7 @@
  *
  * Operands are tensors or numbers and broadcast as in NumPy. int64
  * operands stay int64 for the ops that have int64 kernels (add, sub, mul,
- * neg, abs, maximum, minimum, comparisons); a float32 tensor or a float
+ * neg, abs, maximum, minimum, comparisons). A float32 tensor or a float
  * number among the operands promotes the op to float32.
  */
 #include <math.h>
@@ -296,8 +296,8 @@ static int gelu(lua_State *L, const char *fname, int inplace) {
     const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     if (s != NULL && strcmp(s, "tanh") == 0) op = OPS_GELU_TANH;
     else if (s == NULL || strcmp(s, "none") != 0)
-      return luaL_error(L, "%s: argument #2 (approximate) expected \"none\" or "
-                        "\"tanh\", got %s", fname,
+      return luaL_error(L, "%s: argument #2 (approximate) expected \"none\" "
+                        "or \"tanh\", got %s", fname,
                         s != NULL ? s : luaL_typename(L, 2));
   }
   return unary(L, op, fname, inplace, 0, 0);
@@ -348,8 +348,9 @@ static sae_tensor *check_mask(lua_State *L, int arg, const char *fname) {
 }
 
 
-/* sae.where(mask, a, b): a where mask is nonzero, else b; a and b are
- * tensors or numbers; the three broadcast together. */
+/* sae.where(mask, a, b): a where mask is nonzero, else b. a and b are
+ * tensors or numbers, and the three broadcast together. The result is
+ * int64 when a and b are both int64 tensors or integers, as in PyTorch. */
 static int l_where(lua_State *L) {
   operand m, a, b;
   sae_tensor *mask = check_mask(L, 1, "where");

@@ -328,11 +328,11 @@ static int l_multinomial(lua_State *L) {
     return luaL_error(L, "multinomial: argument #4 (generator) expected "
                       "sae.Generator, got %s", luaL_typename(L, 4));
 
-  lua_settop(L, 1);
+  /* the generator stays on the stack, so the collector keeps it alive */
   int64_t rows = p->ndim == 2 ? p->size[0] : 1;
   int64_t k = p->size[p->ndim - 1];
   if (!tensor_is_contiguous(p)) {
-    sae_tensor *c = l_newlike(L, p, 0);     /* stays on the stack */
+    sae_tensor *c = l_newlike(L, p, 0);
     tensor_copy(c, p);
     p = c;
   }

@@ -66,18 +66,33 @@ static int push_reduce(lua_State *L, reduce_op op, double param, int dim,
     tensor_copy(c, x);
     x = c;
   }
-  sae_tensor *values = l_newtensor(L, SAE_FLOAT32, ndim, size, 0);
+  sae_tensor *values = l_newtensor(L, x->dtype, ndim, size, 0);
   sae_tensor *indices = NULL;
   if (want_indices) indices = l_newtensor(L, SAE_INT64, ndim, size, 0);
-  reduce(op, param, values, indices, x, dim);
+  if (x->dtype == SAE_INT64) reduce_i64(op, values, indices, x, dim);
+  else reduce(op, param, values, indices, x, dim);
   if (!want_values) return 1;             /* indices are on top */
   return want_indices ? 2 : 1;
 }
 
 
+/* Checks argument 1: a float32 tensor, or also int64 for the reductions
+ * that have an int64 kernel (sum, prod, max, min, argmax, argmin). */
+static sae_tensor *check_input(lua_State *L, reduce_op op, const char *fname) {
+  sae_tensor *x = l_checktensor(L, 1, fname);
+  int has_i64 = op == REDUCE_SUM || op == REDUCE_PROD || op == REDUCE_MAX
+                || op == REDUCE_MIN;
+  if (x->dtype == SAE_INT64 && !has_i64)
+    luaL_error(L, "%s: argument #1 (input) expected a float32 tensor, got "
+               "int64 (int64 tensors support sum, prod, max, min, argmax and "
+               "argmin)", fname);
+  return x;
+}
+
+
 /* f(x [, dim [, keepdim]]) */
 static int simple_reduce(lua_State *L, reduce_op op, const char *fname) {
-  sae_tensor *x = l_checkfloat(L, 1, fname);
+  sae_tensor *x = check_input(L, op, fname);
   int dim = l_optdim(L, 2, x->ndim, fname, -1);
   int keepdim = opt_bool(L, 3, fname, "keepdim", 0);
   lua_settop(L, 1);
@@ -86,16 +101,33 @@ static int simple_reduce(lua_State *L, reduce_op op, const char *fname) {
 
 
 static int l_sum(lua_State *L) { return simple_reduce(L, REDUCE_SUM, "sum"); }
-static int l_mean(lua_State *L) { return simple_reduce(L, REDUCE_MEAN, "mean"); }
-static int l_prod(lua_State *L) { return simple_reduce(L, REDUCE_PROD, "prod"); }
+static int l_mean(lua_State *L) {
+  return simple_reduce(L, REDUCE_MEAN, "mean");
+}
+
+
+static int l_prod(lua_State *L) {
+  return simple_reduce(L, REDUCE_PROD, "prod");
+}
 static int l_all(lua_State *L) { return simple_reduce(L, REDUCE_ALL, "all"); }
 static int l_any(lua_State *L) { return simple_reduce(L, REDUCE_ANY, "any"); }
 
 
-/* max(x) gives a 0-d tensor; max(x, dim [, keepdim]) gives values and
- * 1-based int64 indices. */
+/* max(x) gives a 0-d tensor, and max(x, dim [, keepdim]) gives values and
+ * 1-based int64 indices. As in PyTorch, max(x, other) with a tensor
+ * `other` is maximum(x, other). */
 static int extreme(lua_State *L, reduce_op op, const char *fname) {
-  sae_tensor *x = l_checkfloat(L, 1, fname);
+  l_checktensor(L, 1, fname);
+  if (l_testtensor(L, 2) != NULL) {
+    lua_settop(L, 2);
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, op == REDUCE_MAX ? "maximum" : "minimum");
+    lua_insert(L, 1);
+    lua_pop(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+  }
+  sae_tensor *x = check_input(L, op, fname);
   int dim = l_optdim(L, 2, x->ndim, fname, -1);
   int keepdim = opt_bool(L, 3, fname, "keepdim", 0);
   lua_settop(L, 1);
@@ -111,7 +143,7 @@ static int l_min(lua_State *L) { return extreme(L, REDUCE_MIN, "min"); }
 /* argmax(x [, dim [, keepdim]]): without dim, the 1-based position in
  * the flattened tensor. */
 static int arg_extreme(lua_State *L, reduce_op op, const char *fname) {
-  sae_tensor *x = l_checkfloat(L, 1, fname);
+  sae_tensor *x = check_input(L, op, fname);
   int dim = l_optdim(L, 2, x->ndim, fname, -1);
   int keepdim = opt_bool(L, 3, fname, "keepdim", 0);
   lua_settop(L, 1);

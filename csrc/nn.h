@@ -16,20 +16,21 @@
 
 #include "tensor.h"
 
-/* Softmax (log_softmax when `log` is set) of x along `dim` into out, which
- * has x's shape. Each row subtracts its max before exp, so logits of any
- * finite size give finite results. */
-void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int log);
+/* Softmax (log_softmax when `take_log` is set) of x along `dim` into out,
+ * which has x's shape. Each row subtracts its max before exp, so logits of
+ * any finite size give finite results. */
+void nn_softmax(sae_tensor *out, const sae_tensor *x, int dim, int take_log);
 
 /* Cross entropy of each row of logits [..., C] (classes on the last dim):
- * loss[r] = logsumexp(logits[r, :]) - logits[r, target[r] - 1].
+ * loss[r] = w[t] * (logsumexp(logits[r, :]) - logits[r, t]) with
+ * t = target[r] - 1 and w the per-class `weight` (all 1 when NULL).
  * `target` is contiguous with one 1-based class per row; rows whose target
  * equals `ignore_index` get loss 0. With label_smoothing s > 0 the loss is
- * (1 - s) * nll + s * mean over classes of -log_softmax, as PyTorch
- * defines it. `loss` has one float per row. */
+ * (1 - s) * that + s / C * sum over classes c of -w[c] * log_softmax[c],
+ * as PyTorch 1.13 defines it. `loss` has one float per row. */
 void nn_cross_entropy(float *loss, const sae_tensor *logits,
-                      const int64_t *target, int64_t ignore_index,
-                      double label_smoothing);
+                      const int64_t *target, const float *weight,
+                      int64_t ignore_index, double label_smoothing);
 
 /* Layer norm over the trailing `k` dims of x into out (x's shape), with the
  * biased variance: out = (x - mean) / sqrt(var + eps) * weight + bias.

@@ -3,9 +3,10 @@
  *
  * Every kernel writes `out` from operands that broadcast to out's shape
  * (the caller checks shapes, dtypes and overlap). An operand may alias
- * `out` only when it has exactly out's geometry (in-place ops); an operand
- * that overlaps `out` in any other way must be copied first. A number is
- * passed as a 0-d tensor. Large tensors are split across OpenMP threads.
+ * `out` only when it has exactly out's geometry, as in-place ops do. An
+ * operand that overlaps `out` in any other way must be copied first. A
+ * number is passed as a 0-d tensor. Large tensors are split across OpenMP
+ * threads.
  */
 #ifndef SAE_OPS_H
 #define SAE_OPS_H

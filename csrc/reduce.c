@@ -1,7 +1,7 @@
 /*
  * reduce.c: reductions, cumsum and sort (see reduce.h).
  *
- * A reduction over dim d sees x as lines: one line per element of the
+ * A reduction over dim d treats x as lines: one line per element of the
  * output, running along d. Lines are split across OpenMP threads when
  * there are several; a single long line (a full reduction) is cut into
  * blocks that the threads share.
@@ -13,8 +13,7 @@
 #include <stdlib.h>
 
 
-/* Lines shorter than this many elements times the line count stay on one
- * thread. */
+/* Reductions over fewer elements than this stay on one thread. */
 #define REDUCE_PARALLEL_MIN 32768
 /* A line is cut into blocks of this size (more for lines longer than
  * REDUCE_MAX_BLOCKS blocks). */
@@ -39,11 +38,22 @@ typedef struct {
 
 /* ------------------------------------------------------------ line passes */
 
+/* Elements summed in float32 before their sum goes into the double
+ * accumulator of line_sum. */
+#define SUM_CHUNK 256
+
+
 static double line_sum(const float *p, int64_t n, int64_t s) {
   double acc = 0;
   if (s == 1) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t i = 0; i < n; i++) acc += p[i];
+    int64_t i = 0;
+    for (; i + SUM_CHUNK <= n; i += SUM_CHUNK) {
+      float chunk = 0;
+      #pragma omp simd reduction(+:chunk)
+      for (int64_t j = 0; j < SUM_CHUNK; j++) chunk += p[i + j];
+      acc += chunk;
+    }
+    for (; i < n; i++) acc += p[i];
   } else {
     for (int64_t i = 0; i < n; i++) acc += p[i * s];
   }
@@ -53,7 +63,13 @@ static double line_sum(const float *p, int64_t n, int64_t s) {
 
 static double line_abspow(const float *p, int64_t n, int64_t s, double pw) {
   double acc = 0;
-  if (pw == 2) {
+  if (pw == 2 && s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) acc += (double)p[i] * p[i];
+  } else if (pw == 1 && s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) acc += fabsf(p[i]);
+  } else if (pw == 2) {
     for (int64_t i = 0; i < n; i++) {
       double v = p[i * s];
       acc += v * v;
@@ -69,9 +85,17 @@ static double line_abspow(const float *p, int64_t n, int64_t s, double pw) {
 
 static double line_sqdev(const float *p, int64_t n, int64_t s, double mean) {
   double acc = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = p[i * s] - mean;
-    acc += d * d;
+  if (s == 1) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t i = 0; i < n; i++) {
+      double d = p[i] - mean;
+      acc += d * d;
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      double d = p[i * s] - mean;
+      acc += d * d;
+    }
   }
   return acc;
 }
@@ -181,8 +205,9 @@ static line_value block_pass(line_kind kind, const float *p, int64_t n,
 }
 
 
-/* One pass over a whole line, in fixed blocks so that the rounding does
- * not depend on the thread count; blocks go to threads when `parallel`. */
+/* Makes one pass over a whole line in fixed blocks, so that the rounding
+ * does not depend on the thread count. Blocks go to threads when
+ * `parallel`. */
 static line_value line_blocked(line_kind kind, const float *p, int64_t n,
                                int64_t s, double param, int parallel) {
   int64_t block = REDUCE_BLOCK;
@@ -407,6 +432,43 @@ void reduce(reduce_op op, double param, sae_tensor *out, sae_tensor *indices,
     line_value r = line_reduce(op, param, px + outer_offset(&o, j), n, s, 0);
     po[j] = (float)r.v;
     if (pi != NULL) pi[j] = r.i + 1;
+  }
+}
+
+
+void reduce_i64(reduce_op op, sae_tensor *out, sae_tensor *indices,
+                const sae_tensor *x, int dim) {
+  outer_dims o;
+  int64_t nlines, n, s;
+  line_geometry(x, dim, &o, &nlines, &n, &s);
+  const int64_t *px = tensor_i64(x);
+  int64_t *po = tensor_i64(out);
+  int64_t *pi = indices != NULL ? tensor_i64(indices) : NULL;
+  int big = nlines * n >= REDUCE_PARALLEL_MIN && nlines > 1
+            && !omp_in_parallel();
+  #pragma omp parallel for schedule(static) if (big)
+  for (int64_t j = 0; j < nlines; j++) {
+    const int64_t *p = px + outer_offset(&o, j);
+    int64_t at = 0;
+    /* sums and products wrap around through uint64_t, as int64 ops do */
+    uint64_t acc = op == REDUCE_PROD ? 1 : 0;
+    if (op == REDUCE_SUM) {
+      for (int64_t i = 0; i < n; i++) acc += (uint64_t)p[i * s];
+    } else if (op == REDUCE_PROD) {
+      for (int64_t i = 0; i < n; i++) acc *= (uint64_t)p[i * s];
+    } else {
+      int64_t best = n > 0 ? p[0] : 0;
+      for (int64_t i = 1; i < n; i++) {
+        int64_t v = p[i * s];
+        if (op == REDUCE_MAX ? v > best : v < best) {
+          best = v;
+          at = i;
+        }
+      }
+      acc = (uint64_t)best;
+    }
+    po[j] = (int64_t)acc;
+    if (pi != NULL) pi[j] = at + 1;
   }
 }
 

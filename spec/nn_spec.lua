@@ -212,6 +212,41 @@ describe("softmax()", function()
                  x:log_softmax(1))
   end)
 
+  it("matches the reference on a large permuted input", function()
+    -- outer dims that do not merge, split across threads mid-dim
+    local x = random_tensor({ 30, 45, 50 }, 4, 6):permute(2, 3, 1)   -- [45, 50, 30]
+    local xt = x:totable()
+    assert_close(map_rows(xt, 2, ref_softmax_row), x:softmax(2))
+    assert_close(map_rows(xt, 3, ref_log_softmax_row), x:log_softmax(3))
+  end)
+
+  it("keeps log-probabilities near 0 accurate", function()
+    -- Transposed rows take the blocked path. One logit of 13 among values
+    -- in [-5, 5] has a log-probability near -0.03, so rounding in the sum
+    -- of exponentials shows there as relative error.
+    local values = random_values(1000 * 64, 12, 5)
+    for j = 0, 63 do values[j * 64 + j + 1] = 13 end
+    local x = sae.tensor(nest(values, { 1000, 64 })):transpose()   -- [64, 1000]
+    assert_close(map_rows(x:totable(), 2, ref_log_softmax_row), x:log_softmax(),
+                 2e-5, 1e-7)
+  end)
+
+  it("spreads NaN through its row only", function()
+    local nan = 0 / 0
+    local x = sae.tensor({ { 1, nan, 3 }, { 1, 2, 3 } })
+    for _, input in ipairs({ x, x:transpose():contiguous():transpose() }) do
+      for _, out in ipairs({ input:softmax():totable(),
+                             input:log_softmax():totable() }) do
+        for j = 1, 3 do assert.is_true(out[1][j] ~= out[1][j]) end
+        for j = 1, 3 do assert.is_true(out[2][j] == out[2][j]) end
+      end
+    end
+    local loss = sae.cross_entropy(x, long({ 1, 1 }), { reduction = "none" })
+    local values = loss:totable()
+    assert.is_true(values[1] ~= values[1])
+    assert.is_true(values[2] == values[2])
+  end)
+
   it("gives 1 and 0 for a 0-d tensor", function()
     assert.equal(1, sae.tensor(3.5):softmax():item())
     assert.equal(0, sae.tensor(3.5):log_softmax():item())
@@ -258,7 +293,8 @@ describe("cross_entropy()", function()
       local logits = sae.tensor(fixture.cross_entropy_logits[case.logits])
       local opts = { reduction = case.reduction,
                      ignore_index = case.ignore_index,
-                     label_smoothing = case.label_smoothing }
+                     label_smoothing = case.label_smoothing,
+                     weight = case.weight and sae.tensor(case.weight) }
       local out = sae.cross_entropy(logits, long(case.targets), opts)
       if type(case.out) == "number" then
         assert.equal(0, out:dim(), "case " .. i)
@@ -301,6 +337,23 @@ describe("cross_entropy()", function()
     local mean = sae.cross_entropy(logits, long(targets), { ignore_index = 0 })
     assert_close(ref_cross_entropy(logits:totable(), targets, "mean", 0),
                  mean:reshape(1))
+  end)
+
+  it("weights classes like the reference", function()
+    local logits = random_tensor({ 7, 3 }, 10, 2):transpose()    -- [3, 7]
+    local weight = random_tensor({ 7 }, 13, 0.5) + 1
+    local targets = { 7, 2, 2 }
+    local lt, wt = logits:totable(), weight:totable()
+    local losses, sum, divisor = {}, 0, 0
+    for i, row in ipairs(lt) do
+      losses[i] = -wt[targets[i]] * ref_log_softmax_row(row)[targets[i]]
+      sum = sum + losses[i]
+      divisor = divisor + wt[targets[i]]
+    end
+    local opts = { weight = weight, reduction = "none" }
+    assert_close(losses, sae.cross_entropy(logits, long(targets), opts))
+    local mean = sae.cross_entropy(logits, long(targets), { weight = weight })
+    assert.near(sum / divisor, mean:item(), 1e-5 * sum / divisor)
   end)
 
   it("gives NaN when every row is ignored", function()
@@ -365,9 +418,17 @@ describe("cross_entropy()", function()
     end, 'cross_entropy: argument #3 (opts.reduction) expected "none", "sum" '
       .. 'or "mean", got avg')
     assert.has_error(function()
-      sae.cross_entropy(logits, long({ 1, 2 }), { weight = logits })
+      sae.cross_entropy(logits, long({ 1, 2 }), { pos_weight = logits })
     end, "cross_entropy: argument #3 (opts) expected the keys reduction, "
-      .. "ignore_index and label_smoothing, got weight")
+      .. "ignore_index, label_smoothing and weight, got pos_weight")
+    assert.has_error(function()
+      sae.cross_entropy(logits, long({ 1, 2 }), { weight = sae.ones(4) })
+    end, "cross_entropy: argument #3 (opts.weight) expected one weight per "
+      .. "class of the logits, got shapes [2, 5] and [4]")
+    assert.has_error(function()
+      sae.cross_entropy(logits, long({ 1, 2 }), { weight = long({ 1, 1, 1, 1, 1 }) })
+    end, "cross_entropy: argument #3 (opts.weight) expected a float32 "
+      .. "sae.Tensor, got int64")
     assert.has_error(function()
       sae.cross_entropy(logits, long({ 1, 2 }), { label_smoothing = 2 })
     end, "cross_entropy: argument #3 (opts.label_smoothing) expected a number "
@@ -439,6 +500,15 @@ describe("layer_norm()", function()
     local w = random_tensor({ 96 }, 45)
     assert_close(ref_layer_norm(x:totable(), 1, w:totable()),
                  sae.layer_norm(x, 1, w), 1e-5, 1e-5)
+  end)
+
+  it("stays accurate with a large mean", function()
+    local values = random_values(4 * 256, 46, 0.1)
+    for i, v in ipairs(values) do values[i] = v + 1000 end
+    local x = sae.tensor(nest(values, { 4, 256 }))
+    -- the reference reads the float32-rounded input, so only the kernel's
+    -- own rounding counts
+    assert_close(ref_layer_norm(x:totable(), 1), sae.layer_norm(x), 1e-5, 1e-5)
   end)
 
   it("gives the bias for a constant row", function()
@@ -786,5 +856,32 @@ describe("cosine_similarity()", function()
     assert.has_error(function()
       sae.cosine_similarity(sae.zeros(2, 3), sae.zeros(3), 3)
     end, "cosine_similarity: argument #3 (dim) expected a dim in [1, 2] (or -2 .. -1), got 3")
+  end)
+end)
+
+
+describe("empty tensors", function()
+  it("give empty results without reading memory", function()
+    assert.same({ 0, 3 }, sae.zeros(0, 3):softmax():shape())
+    assert.same({ 2, 0 }, sae.zeros(2, 0):log_softmax(1):shape())
+    assert.same({ 0, 4 }, sae.layer_norm(sae.zeros(0, 4)):shape())
+    assert.same({ 0 }, sae.cosine_similarity(sae.zeros(0, 4), sae.zeros(4)):shape())
+    assert.same({ 0, 3 }, sae.zeros(5, 3):index_select(1, long({})):shape())
+    assert.same({ 2, 0 }, sae.zeros(2, 3):gather(2, sae.zeros(2, 0, "int64")):shape())
+    local none = sae.cross_entropy(sae.zeros(0, 3), sae.zeros(0, "int64"),
+                                   { reduction = "none" })
+    assert.same({ 0 }, none:shape())
+    local x = sae.ones(2, 2)
+    x:scatter_add_(1, sae.zeros(0, 2, "int64"), sae.zeros(0, 2))
+    assert.same({ { 1, 1 }, { 1, 1 } }, x:totable())
+  end)
+
+  it("give 0 similarity for vectors of length 0", function()
+    assert.same({ 0, 0 }, sae.cosine_similarity(sae.zeros(2, 0), sae.zeros(2, 0)):totable())
+  end)
+
+  it("raise on an index into an empty dim", function()
+    assert.has_error(function() sae.cross_entropy(sae.zeros(1, 0), long({ 1 })) end,
+      "cross_entropy: argument #2 (targets) expected no index into an empty dim, got 1")
   end)
 end)

@@ -70,6 +70,20 @@ local function erf(x)
   return 2 / math.sqrt(math.pi) * sum
 end
 
+-- erfc(w) for w >= 2 by its continued fraction, evaluated from depth 80
+-- up; 1 + erf(z) for z < -2 cancels in the series, so gelu uses this.
+local function erfc_large(w)
+  local f = w
+  for k = 80, 1, -1 do f = w + (k / 2) / f end
+  return math.exp(-w * w) / (math.sqrt(math.pi) * f)
+end
+
+local function gelu_ref(x)
+  local z = x / math.sqrt(2)
+  if z < -2 then return 0.5 * x * erfc_large(-z) end
+  return 0.5 * x * (1 + erf(z))
+end
+
 local function b2n(v) return v and 1 or 0 end
 local function isnan(v) return v ~= v end
 
@@ -123,7 +137,7 @@ local unary_refs = {
   log = { math.log, 0.1, 4 },
   sqrt = { math.sqrt, 0, 4 },
   relu = { function(x) return math.max(x, 0) end },
-  gelu = { function(x) return 0.5 * x * (1 + erf(x / math.sqrt(2))) end, -5, 5 },
+  gelu = { gelu_ref, -5, 5 },
   sigmoid = { function(x) return 1 / (1 + math.exp(-x)) end, -10, 10 },
   tanh = { function(x) return (math.exp(2 * x) - 1) / (math.exp(2 * x) + 1) end },
 }
@@ -180,6 +194,18 @@ describe("sae.Tensor", function()
       local c = rand({ 70000 })
       assert.tensor_near(ref_binary(c, c, binary_refs.add),
         sae.tensor(c) + sae.tensor(c))
+    end)
+
+    it("tiles transposed operands with partial tiles", function()
+      local a = rand({ 3, 53, 37 })
+      local b = rand({ 37, 1 })
+      local x = sae.tensor(a):transpose(2, 3)      -- [3, 37, 53]
+      local y = sae.tensor(b)
+      assert.tensor_near(ref_binary(x:totable(), b, binary_refs.sub), x - y)
+      local z = sae.tensor(rand({ 3, 37, 53 }))
+      local expected = ref_binary(z:totable(), x:totable(), binary_refs.add)
+      z:add_(x)
+      assert.tensor_near(expected, z)
     end)
 
     it("scales the other operand by alpha in add and sub", function()
@@ -254,6 +280,38 @@ describe("sae.Tensor", function()
       end)
     end
 
+    it("keeps exp(), log() and tanh() to 4e-7, gelu() to 1e-6", function()
+      local function f32(v) return string.unpack("f", string.pack("f", v)) end
+      local function check(name, f, lo, hi, count, tolerance)
+        local xs = {}
+        for k = 0, count do xs[k + 1] = f32(lo * ((hi / lo) ^ (k / count))) end
+        for k = 1, #xs do xs[#xs + 1] = -xs[k] end
+        local got = sae.tensor(xs)[name](sae.tensor(xs)):totable()
+        for k, x in ipairs(xs) do
+          local want = f(x)
+          if want == want then
+            local err = math.abs(got[k] - want) / math.abs(want)
+            assert(err <= (tolerance or 4e-7), string.format("%s(%.9g) = %.9g, expected %.9g",
+              name, x, got[k], want))
+          end
+        end
+      end
+      check("exp", math.exp, 1e-8, 87, 3000)
+      check("log", function(v) return v > 0 and math.log(v) or 0 / 0 end,
+        1e-37, 3e38, 3000)
+      check("tanh", unary_refs.tanh[1], 1e-6, 20, 3000)
+      check("gelu", gelu_ref, 1e-6, 4.5, 3000, 1e-6)
+      check("gelu", gelu_ref, 4.5, 9, 300, 1e-6)
+      local special = sae.tensor({ 0, 1 / 0, -1 / 0, -1 })
+      local l = special:log():totable()
+      assert.same({ -1 / 0, 1 / 0 }, { l[1], l[2] })
+      assert.is_true(isnan(l[3]) and isnan(l[4]))
+      assert.same({ 1, 1 / 0, 0 }, { special:exp():totable()[1],
+        special:exp():totable()[2], special:exp():totable()[3] })
+      assert.same({ 0, 1, -1 }, { special:tanh():totable()[1],
+        special:tanh():totable()[2], special:tanh():totable()[3] })
+    end)
+
     it("gelu() takes the tanh approximation", function()
       local a = rand({ 50 }, -5, 5)
       local x = sae.tensor(a)
@@ -288,6 +346,35 @@ describe("sae.Tensor", function()
       for _, p in ipairs({ 2, 0.5, 3, -1.5 }) do
         assert.tensor_near(ref_binary(a, p, binary_refs.pow), x:pow(p))
       end
+    end)
+  end)
+
+  describe("PyTorch fixture", function()
+    local fixture = dofile("spec/fixtures/ops.lua").unary
+    local x = sae.tensor(fixture.x)
+    local pos = x:abs() + 0.01
+
+    -- |actual - expected| <= 1e-5 |expected| + 1e-7 at every element
+    local function check(expected, actual)
+      local got = actual:totable()
+      for k, e in ipairs(expected) do
+        assert(math.abs(got[k] - e) <= 1e-5 * math.abs(e) + 1e-7,
+          string.format("element %d: expected %.9g, got %.9g", k, e, got[k]))
+      end
+    end
+
+    it("matches exp, log, sqrt and pow", function()
+      check(fixture.exp, x:exp())
+      check(fixture.log_of_abs, pos:log())
+      check(fixture.sqrt_of_abs, pos:sqrt())
+      check(fixture.pow_abs_1_7, pos:pow(1.7))
+    end)
+
+    it("matches sigmoid, tanh and both gelu forms", function()
+      check(fixture.sigmoid, x:sigmoid())
+      check(fixture.tanh, x:tanh())
+      check(fixture.gelu, x:gelu())
+      check(fixture.gelu_tanh, x:gelu("tanh"))
     end)
   end)
 
@@ -416,6 +503,19 @@ describe("sae.Tensor", function()
       assert.equal("float32", m:dtype())
       assert.same({ 1, 0 }, m:totable())
       assert.same({ 0, 1 }, big:lt(math.maxinteger):totable())
+    end)
+
+    it("update in place, including masked_fill_", function()
+      local i = sae.tensor({ 1, 2, 3 }, "int64")
+      assert.equal(i, i:add_(1))
+      i:mul_(sae.tensor({ 2, 2, 2 }, "int64"))
+      assert.same({ 4, 6, 8 }, i:totable())
+      i:masked_fill_(i:gt(5), -1)
+      assert.same({ 4, -1, -1 }, i:totable())
+      assert.equal("int64", i:dtype())
+      assert.has_error(function() i:masked_fill_(i:gt(0), 0.5) end,
+        "masked_fill_: argument #3 (value) expected an integer for an int64 "
+        .. "tensor, got 0.5")
     end)
 
     it("promote to float32 with float operands", function()

@@ -196,6 +196,11 @@ describe("sae.Tensor", function()
         exact = exact + v
       end
       local x = sae.tensor(flat)
+      local torch = dofile("spec/fixtures/ops.lua").long_sum
+      assert.near(torch.float32_sum, x:sum():item(), torch.float32_sum * 1e-5)
+      assert.near(torch.float64_sum, x:sum():item(), torch.float64_sum * 1e-7)
+      assert.near(torch.float32_mean, x:mean():item(), 1e-5)
+      assert.near(torch.float64_var, x:var():item(), torch.float64_var * 1e-6)
       assert.near(exact, x:sum():item(), exact * 1e-6)
       assert.near(exact / 1e6, x:mean():item(), exact / 1e6 * 1e-6)
       local m = x:view(1000, 1000)
@@ -252,6 +257,16 @@ describe("sae.Tensor", function()
       end)
     end)
   end
+
+  describe("max() and min() of two tensors", function()
+    it("are maximum() and minimum()", function()
+      local x, y = sae.tensor({ 1, 5, 3 }), sae.tensor({ { 4 }, { 2 } })
+      assert.same(sae.maximum(x, y):totable(), x:max(y):totable())
+      assert.same(sae.minimum(x, y):totable(), sae.min(x, y):totable())
+      assert.has_error(function() sae.max(5, y) end,
+        "max: argument #1 expected sae.Tensor, got number")
+    end)
+  end)
 
   describe("argmax() and argmin()", function()
     it("give 1-based int64 positions", function()
@@ -375,6 +390,26 @@ describe("sae.Tensor", function()
     end)
   end)
 
+  describe("int64 reductions", function()
+    it("sum, prod, max and min stay int64 and exact", function()
+      local big = math.maxinteger - 10
+      local x = sae.tensor({ { big, 3, -4 }, { 5, big, 6 } }, "int64")
+      assert.equal("int64", x:sum():dtype())
+      -- Lua integers wrap around like the int64 kernels
+      assert.same({ big - 1, big + 11 }, x:sum(2):totable())
+      assert.same({ big + 5, 3 + big, 2 }, x:sum(1):totable())
+      local small = sae.tensor({ { 1, 3, -4 }, { 5, 1, 6 } }, "int64")
+      assert.same({ -12, 30 }, small:prod(2):totable())
+      local t = x:transpose()
+      local v, i = t:max(1)
+      assert.same({ big, big }, v:totable())
+      assert.same({ 1, 2 }, i:totable())
+      assert.equal(-4, x:min():item())
+      assert.equal(3, x:argmin():item())
+      assert.same({ { 3, 1 } }, t:argmin(1, true):totable())
+    end)
+  end)
+
   describe("all() and any()", function()
     it("test for nonzero elements", function()
       local x = sae.tensor({ { 1, 0 }, { 2, 3 } })
@@ -408,6 +443,39 @@ describe("sae.Tensor", function()
     end)
   end)
 
+  describe("PyTorch fixture", function()
+    local fixture = dofile("spec/fixtures/ops.lua").reduce
+    local x = sae.tensor(fixture.x)
+
+    it("matches sum, mean, var, std and norm", function()
+      assert.near(fixture.sum, x:sum():item(), 1e-5)
+      assert.tensor_near(fixture.sum_dim1, x:sum(1))
+      assert.tensor_near(fixture.mean_dim2, x:mean(2))
+      assert.near(fixture.var, x:var():item(), 1e-5)
+      assert.tensor_near(fixture.var_dim1_biased, x:var(1, false))
+      assert.tensor_near(fixture.std_dim2, x:std(2))
+      assert.near(fixture.norm, x:norm():item(), 1e-5)
+      assert.tensor_near(fixture.norm_1_dim2, x:norm(1, 2))
+      assert.tensor_near(fixture.norm_3_dim1, x:norm(3, 1))
+      assert.near(fixture.norm_inf, x:norm(math.huge):item(), 1e-6)
+      assert.tensor_near(fixture.cumsum_dim2, x:cumsum(2))
+      assert.tensor_near(fixture.prod_dim2, x:prod(2))
+    end)
+
+    it("matches max, argmin, topk and sort indices", function()
+      local v, i = x:max(2)
+      assert.tensor_near(fixture.max_dim2_values, v)
+      assert.same(fixture.max_dim2_indices, i:totable())
+      assert.equal(fixture.argmin, x:argmin():item())
+      local tv, ti = x:topk(3, 2)
+      assert.tensor_near(fixture.topk3_values, tv)
+      assert.same(fixture.topk3_indices, ti:totable())
+      local sv, si = x:sort(1, true)
+      assert.tensor_near(fixture.sort_dim1_desc_values, sv)
+      assert.same(fixture.sort_dim1_desc_indices, si:totable())
+    end)
+  end)
+
   describe("errors", function()
     it("reject a bad dim", function()
       assert.has_error(function() sae.ones(2, 3):sum(3) end,
@@ -416,9 +484,13 @@ describe("sae.Tensor", function()
         "cumsum: argument #2 (dim) expected an integer, got no value")
     end)
 
-    it("reject int64 input", function()
-      assert.has_error(function() sae.tensor({ 1, 2 }, "int64"):sum() end,
-        "sum: argument #1 expected a float32 tensor, got int64")
+    it("reject int64 input to float-only reductions", function()
+      local i = sae.tensor({ 1, 2 }, "int64")
+      assert.has_error(function() i:mean() end,
+        "mean: argument #1 (input) expected a float32 tensor, got int64 "
+        .. "(int64 tensors support sum, prod, max, min, argmax and argmin)")
+      assert.has_error(function() i:norm() end,
+        "norm: argument #1 expected a float32 tensor, got int64")
     end)
 
     it("reject empty input to max and argmax", function()

@@ -94,6 +94,17 @@ def cross_entropy_cases():
                                              reduction=reduction,
                                              label_smoothing=0.2)})
 
+    # class weights: the mean divides by the summed weights of the targets
+    weight = torch.rand(5) + 0.5
+    for reduction, smoothing in [("none", 0.0), ("mean", 0.0), ("sum", 0.2),
+                                 ("mean", 0.2)]:
+        cases.append({"logits": "flat", "targets": ignored_1,
+                      "reduction": reduction, "weight": weight,
+                      "label_smoothing": smoothing,
+                      "out": F.cross_entropy(flat, ignored, weight=weight,
+                                             reduction=reduction,
+                                             label_smoothing=smoothing)})
+
     # [N, T, C] logits with [N, T] targets are the flattened [N*T, C] case
     seq = logits["seq"]
     targets3 = torch.tensor([[0, 3, 1], [2, 2, 0]])
