@@ -580,6 +580,24 @@ typedef struct sparse_layout {
 } sparse_layout;
 
 
+/* Sparse instances of the linear model skip the hidden layer: with the
+ * Gram matrix M = W^T W the output is o = b_final + M x, a sum over the
+ * present features only, and the gradient is dW = W S with
+ * S = C + C^T, C = sum over samples of x d^T, which also needs only the
+ * present features. Each present feature then costs two passes over F
+ * outputs instead of work on H hidden units plus a dense decoder and
+ * its gradient; counting operations puts the break-even near 2 H
+ * present features per sample (an estimate), so denser instances keep
+ * the hidden layer. */
+static int use_gram(const toy_model *m, int64_t i) {
+  if (m->kind != TOY_LINEAR) return 0;
+  double expected_present = 0.0;
+  for (int64_t f = 0; f < m->n_features; f++)
+    expected_present += m->feature_probability[i * m->n_features + f];
+  return expected_present <= 2.0 * (double)m->n_hidden;
+}
+
+
 static sparse_layout sparse_plan(const toy_model *m) {
   sparse_layout s;
   s.F = m->n_features;
@@ -599,6 +617,13 @@ static sparse_layout sparse_plan(const toy_model *m) {
   /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
   s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
   s.thread_idx = 2 * s.Fp + s.Hp;
+  if (m->kind == TOY_LINEAR) {
+    /* Gram path: M [F][Fp], bias, imp2 [Fp]; CT [F][Fp], gdb [Fp], loss */
+    int64_t gram_packed = s.F * s.Fp + 2 * s.Fp;
+    int64_t gram_unit = s.F * s.Fp + s.Fp + VL;
+    if (gram_packed > s.packed) s.packed = gram_packed;
+    if (gram_unit > s.unit) s.unit = gram_unit;
+  }
   return s;
 }
 
@@ -630,6 +655,24 @@ static void sparse_pack(const toy_model *m, const sparse_layout *s, int64_t i,
 }
 
 
+/* Adds the contribution of `count` samples with no feature present: h is
+ * 0, so the output is ReLU(b_final) and only db gets a gradient. Returns
+ * their sum of 2 * scale * importance * error^2. */
+static double add_empty_samples(int64_t count, int64_t F,
+                                const float *restrict bias,
+                                const float *restrict imp2,
+                                float *restrict gdb) {
+  double loss = 0.0;
+  if (count == 0) return 0.0;
+  for (int64_t f = 0; f < F; f++) {
+    float y = bias[f] > 0.0f ? bias[f] : 0.0f;   /* target |0| = 0 */
+    loss += (double)(imp2[f] * y * y) * (double)count;
+    gdb[f] += (float)count * (imp2[f] * y);
+  }
+  return loss;
+}
+
+
 /* Runs samples [b0, b1) of instance i, adding to the unit accumulators;
  * returns the sum of 2 * scale * importance * error^2. */
 static double sparse_unit(const toy_model *m, const sparse_layout *s,
@@ -654,6 +697,7 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
   int32_t *restrict xidx = idx, *restrict didx = xidx + Fp;
   int32_t *restrict hidx = didx + Fp;
   double loss = 0.0;
+  int64_t empty = 0;
 
   for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
   for (int64_t b = b0; b < b1; b++) {
@@ -663,6 +707,10 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
     else xr = x + (b * I + i) * F;
     if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
     nx = compact_nonzero(xpad, Fp, xval, xidx);
+    if (nx == 0) {                /* common at low feature probability */
+      empty++;
+      continue;
+    }
 
     /* h = W1 x over the present features only */
     for (int64_t c = 0; c < Hp; c += VL) {
@@ -713,7 +761,116 @@ static double sparse_unit(const toy_model *m, const sparse_layout *s,
         *(vfloat *)(genc + xidx[j] * Hp + c) += xval[j] * dhc;
     }
   }
-  return loss;
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
+}
+
+
+/* Packs M = W^T W [F][Fp] of instance i, b_final and
+ * 2 * scale * importance, as the Gram path reads them. */
+static void gram_pack(const toy_model *m, const sparse_layout *s, int64_t i,
+                      float scale, float *packed) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp;
+  const float *W = m->W1 + i * H * F;
+  float *M = packed, *bias = M + F * Fp, *imp2 = bias + Fp;
+  memset(packed, 0, (size_t)(F * Fp + 2 * Fp) * sizeof(float));
+  for (int64_t g = 0; g < F; g++) {
+    float *row = M + g * Fp;
+    for (int64_t k = 0; k < H; k++) {
+      const float w = W[k * F + g];
+      const float *wk = W + k * F;
+      #pragma omp simd
+      for (int64_t f = 0; f < F; f++) row[f] += w * wk[f];
+    }
+  }
+  for (int64_t f = 0; f < F; f++) {
+    bias[f] = m->b_final[i * F + f];
+    imp2[f] = 2.0f * scale * m->importance[i * F + f];
+  }
+}
+
+
+/* sparse_unit for the Gram path: adds x d^T (transposed, CT[g][f] +=
+ * x[g] d[f]) and db to the unit accumulators; returns the sum of
+ * 2 * scale * importance * error^2. */
+static double gram_unit(const toy_model *m, const sparse_layout *s,
+                        int64_t i, const float *x, const toy_draw *draw,
+                        int64_t b0, int64_t b1, const float *packed,
+                        float *acc, float *tmp, int32_t *idx) {
+  const int64_t I = m->n_instances, F = s->F, Fp = s->Fp;
+  const float *restrict M = packed;
+  const float *restrict bias = M + F * Fp, *restrict imp2 = bias + Fp;
+  float *restrict CT = acc, *restrict gdb = acc + F * Fp;
+  float *restrict xpad = tmp, *restrict o = xpad + Fp, *restrict d = o + Fp;
+  float *restrict xval = d + Fp;
+  int32_t *restrict xidx = idx;
+  double loss = 0.0;
+  int64_t empty = 0;
+
+  for (int64_t f = F; f < Fp; f++) xpad[f] = 0.0f;
+  for (int64_t b = b0; b < b1; b++) {
+    const float *xr = xpad;
+    if (draw != NULL) draw_row(m, draw, b, i, xpad);
+    else xr = x + (b * I + i) * F;
+    if (xr != xpad) memcpy(xpad, xr, (size_t)F * sizeof(float));
+    int nx = compact_nonzero(xpad, Fp, xval, xidx);
+    if (nx == 0) {
+      empty++;
+      continue;
+    }
+
+    /* o = b_final + M x over the present features */
+    for (int64_t c = 0; c < Fp; c += VL)
+      *(vfloat *)(o + c) = sum_rows(M, Fp, c, xidx, xval, nx,
+                                    *(const vfloat *)(bias + c));
+
+    float sample_loss = 0.0f;
+    #pragma omp simd reduction(+:sample_loss)
+    for (int64_t f = 0; f < Fp; f++) {
+      float y = o[f] > 0.0f ? o[f] : 0.0f;
+      float e = y - xpad[f];
+      float g = o[f] > 0.0f ? imp2[f] * e : 0.0f;
+      sample_loss += imp2[f] * e * e;
+      d[f] = g;
+      gdb[f] += g;
+    }
+    loss += (double)sample_loss;
+
+    /* CT[g][f] += x[g] d[f] for the present g */
+    for (int64_t c = 0; c < Fp; c += VL) {
+      const vfloat dc = *(const vfloat *)(d + c);
+      for (int j = 0; j < nx; j++)
+        *(vfloat *)(CT + xidx[j] * Fp + c) += xval[j] * dc;
+    }
+  }
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
+}
+
+
+/* Adds dW = W S with S = C + C^T, C summed over the units of instance i,
+ * to the gradient; S goes to `work` [F][Fp]. */
+static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
+                        const float *units, float *work) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp;
+  const float *W = m->W1 + i * H * F;
+  float *dW = m->dW1 + i * H * F;
+  for (int64_t g = 0; g < F; g++)
+    for (int64_t f = 0; f < F; f++) {
+      float v = 0.0f;
+      for (int64_t part = 0; part < s->parts; part++) {
+        const float *CT = units + part * s->unit;
+        v += CT[g * Fp + f] + CT[f * Fp + g];
+      }
+      work[g * Fp + f] = v;
+    }
+  for (int64_t k = 0; k < H; k++) {
+    float *row = dW + k * F;
+    for (int64_t g = 0; g < F; g++) {
+      const float w = W[k * F + g];
+      const float *sg = work + g * Fp;
+      #pragma omp simd
+      for (int64_t f = 0; f < F; f++) row[f] += w * sg[f];
+    }
+  }
 }
 
 
@@ -744,16 +901,18 @@ static double sparse_backward(toy_model *m, const float *x,
     #pragma omp for schedule(dynamic, 1)
     for (int64_t u = 0; u < s.units; u++) {
       int64_t i = u / s.parts, part = u % s.parts;
+      const int gram = use_gram(m, i);
       if (packed_instance != i) {
-        sparse_pack(m, &s, i, scale, own);
+        if (gram) gram_pack(m, &s, i, scale, own);
+        else sparse_pack(m, &s, i, scale, own);
         packed_instance = i;
       }
       int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
       float *a = acc + u * s.unit;
       memset(a, 0, (size_t)s.unit * sizeof(float));
-      double loss = sparse_unit(m, &s, i, x, draw, b0, b1, own, a,
-                                tmp + tid * s.thread,
-                                m->index_scratch + tid * s.thread_idx);
+      double loss = (gram ? gram_unit : sparse_unit)(
+          m, &s, i, x, draw, b0, b1, own, a, tmp + tid * s.thread,
+          m->index_scratch + tid * s.thread_idx);
       memcpy(a + s.unit - VL, &loss, sizeof loss);
     }
 
@@ -764,8 +923,18 @@ static double sparse_backward(toy_model *m, const float *x,
       float *dW2 = m->dW2 != NULL ? m->dW2 + i * F * H : NULL;
       float *db = m->db_final + i * F;
       double sum = 0.0;
+      const int gram = use_gram(m, i);
+      if (gram) gram_reduce(m, &s, i, acc + i * s.parts * s.unit, own);
       for (int64_t part = 0; part < s.parts; part++) {
         const float *a = acc + (i * s.parts + part) * s.unit;
+        if (gram) {
+          const float *gdb = a + F * s.Fp;
+          for (int64_t f = 0; f < F; f++) db[f] += gdb[f];
+          double loss;
+          memcpy(&loss, a + s.unit - VL, sizeof loss);
+          sum += loss;
+          continue;
+        }
         const float *genc = a;
         const float *gdec = s.two_acc ? a + F * s.Hp : a;
         const float *gdb = a + (s.two_acc ? 2 : 1) * F * s.Hp;

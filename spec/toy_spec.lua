@@ -115,10 +115,10 @@ local kinds = { "linear", "neuron", "computation" }
 
 
 -- A model with random parameters (including b_final) and its inputs.
-local function random_case(kind, seed, B, I, F, H)
+local function random_case(kind, seed, B, I, F, H, probability)
   local rand = filler(seed)
   local model = sae.toy.Model{ kind = kind, n_instances = I, n_features = F,
-    n_hidden = H, seed = seed,
+    n_hidden = H, seed = seed, feature_probability = probability,
     importance = sae.tensor(random_table({ I, F }, rand, 0.1, 1)) }
   for _, entry in ipairs(model:parameters()) do
     local t = random_table(entry.param:shape(), rand, -0.6, 0.6)
@@ -361,10 +361,24 @@ describe("sae.toy", function()
       end)
     end
 
-    for _, kind in ipairs(kinds) do
-      it("matches finite differences on a wide model (" .. kind .. ")", function()
+    local wide_cases = {
+      { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
+      -- sparse linear instances go through the Gram matrix W^T W
+      { "linear", 0.1 },
+    }
+    for _, case in ipairs(wide_cases) do
+      local kind, probability = case[1], case[2]
+      it("matches finite differences on a wide model (" .. kind
+        .. ", feature probability " .. probability .. ")", function()
         -- Wide models take the per-sample pass that skips zeros.
-        local model, x = random_case(kind, 33, 5, 2, 40, 9)
+        local model, x = random_case(kind, 33, 5, 2, 40, 9, probability)
+        for f = 1, 40 do              -- samples with no feature present
+          x[2][1][f] = 0
+          x[4][2][f] = 0
+        end
+        local b_final = model.b_final:totable()
+        b_final[1][3] = 0.25          -- so empty samples have an output
+        model.b_final:copy_(sae.tensor(b_final))
         local p = params_of(model)
         local imp = model.importance:totable()
         local function loss_at()
