@@ -42,17 +42,21 @@ local function report_neurons(W, probability)
   local mono = {}
   for i = 1, #W do
     local shares = neuron_shares(W[i])
-    local count, features = 0, {}
+    local count, seen, features = 0, {}, {}
     for _, s in ipairs(shares) do
       if s.share >= 0.9 and s.norm > 0.1 then
         count = count + 1
-        features[#features + 1] = s.feature
+        if not seen[s.feature] then
+          seen[s.feature] = true
+          features[#features + 1] = s.feature
+        end
       end
     end
     table.sort(features)
     mono[i] = count
     print(string.format("  instance %d (1 - S = %.3f): %d of %d neurons monosemantic%s", i,
-      probability[i], count, #shares, #features > 0 and " (features " .. table.concat(features, ", ") .. ")" or ""))
+      probability[i], count, #shares,
+      #features > 0 and " (for features " .. table.concat(features, ", ") .. ")" or ""))
   end
   return mono
 end

@@ -367,18 +367,19 @@ function plot.features_in_Nd(W, opts)
       s:add("set xrange [0.4:%s]", num(H + 0.6))
       local pad = 0.05 * math.max(hi - lo, 1e-6)
       s:add("set yrange [%s:%s]", num(lo - pad), num(hi + pad))
-      s:add("set xtics 1 scale 0" .. (H > 20 and " font ',6'" or ""))
-      if H > 20 then s:add("set xtics 5") end
+      s:add("set xtics %d scale 0", H > 20 and 10 or 1)
       s:add("set xzeroaxis lc rgb '#606060'")
       s:add("set xlabel 'neuron'")
       if i == 1 then s:add("set ylabel 'W[neuron, feature]'") end
       if #boxes == 0 then boxes[1] = { 1, 0, 0, 0, 0xffffff } end
       local block = s:data(boxes)
-      s:add("plot %s using 1:2:3:4:5 with boxxyerror fs solid 1.0 border lc rgb '#ffffff' lw 0.3 "
-        .. "fc rgb variable", block)
+      -- Thin white borders separate the segments while they are few.
+      s:add("plot %s using 1:2:3:4:5 with boxxyerror fs solid 1.0 %s fc rgb variable", block,
+        F > 20 and "noborder" or "border lc rgb '#ffffff' lw 0.3")
     end
     for _ = I + 1, grid_rows * cols do s:add("set multiplot next") end
-    return finish(fname, s, format, panel * cols + 40, panel * grid_rows + 50, options)
+    local neuron_panel = options.panel_size or (H > 20 and 300 or 220)
+    return finish(fname, s, format, neuron_panel * cols + 40, neuron_panel * grid_rows + 50, options)
   end
 
   -- Fixed margins keep every panel the same size. The two color bars go in
