@@ -853,14 +853,19 @@ static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
   const int64_t F = s->F, H = s->H, Fp = s->Fp;
   const float *W = m->W1 + i * H * F;
   float *dW = m->dW1 + i * H * F;
+  /* C^T summed over the parts into work, then S = C + C^T in place, each
+   * pair of mirrored entries at once. */
+  memcpy(work, units, (size_t)(F * Fp) * sizeof(float));
+  for (int64_t part = 1; part < s->parts; part++) {
+    const float *CT = units + part * s->unit;
+    #pragma omp simd
+    for (int64_t e = 0; e < F * Fp; e++) work[e] += CT[e];
+  }
   for (int64_t g = 0; g < F; g++)
-    for (int64_t f = 0; f < F; f++) {
-      float v = 0.0f;
-      for (int64_t part = 0; part < s->parts; part++) {
-        const float *CT = units + part * s->unit;
-        v += CT[g * Fp + f] + CT[f * Fp + g];
-      }
+    for (int64_t f = g; f < F; f++) {
+      float v = work[g * Fp + f] + work[f * Fp + g];
       work[g * Fp + f] = v;
+      work[f * Fp + g] = v;
     }
   for (int64_t k = 0; k < H; k++) {
     float *row = dW + k * F;
