@@ -8,16 +8,10 @@
  * model.W is the same tensor object on every access and stays valid (it
  * retains the storage) after the model is collected.
  */
-#define _GNU_SOURCE
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "lsae.h"
 #include "toy.h"
@@ -584,20 +578,6 @@ static int l_dimensionality(lua_State *L) {
 }
 
 
-/* Keeps the OpenMP runtime loaded until the process exits. When Lua
- * closes, it unloads sae/core.so. If that drops the last reference to
- * libgomp, its idle worker threads run unmapped code and the process
- * crashes at exit, so the already loaded runtime is marked
- * RTLD_NODELETE. */
-static void pin_openmp_runtime(void) {
-#ifdef _OPENMP
-  Dl_info info;
-  if (dladdr((void *)omp_get_max_threads, &info) && info.dli_fname != NULL)
-    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
-#endif
-}
-
-
 void l_open_toy(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"generate_batch", l_generate_batch},
@@ -613,7 +593,6 @@ void l_open_toy(lua_State *L) {
     {"manual_seed", l_manual_seed},
     {NULL, NULL}
   };
-  pin_openmp_runtime();
   lua_newtable(L);                     /* sae.core._toy */
   lua_pushcfunction(L, l_model_new);
   lua_setfield(L, -2, "Model");
