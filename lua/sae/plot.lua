@@ -761,12 +761,15 @@ function plot.frac_active_line(frac_active, opts)
       instance_probabilities(fname, options.feature_probability, I)
   local cols = math.min(I, options.columns or 4)
   local grid_rows = math.ceil(I / cols)
+  local x_max = x and select(2, data.range(x)) or T
   multiplot(s, grid_rows, cols, options.title)
   for i = 1, I do
     s:add("reset")
     s:add("unset key")
     s:add("set title %s", quote(subplot_title(options, i, "instance " .. i)))
     s:add("set grid lc rgb '#e8e8e8'")
+    -- Two or three x tics, so that step numbers stay readable in small panels.
+    if x_max > 0 then s:add("set xtics %s", num(nice_tic(x_max))) end
     if options.logy ~= false then
       s:add("set logscale y")
       s:add("set yrange [*:1.2]")
