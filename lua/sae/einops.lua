@@ -13,13 +13,12 @@
 -- sae.repeat_ (also reachable as sae["repeat"]).
 
 local core = require "sae.core"
+local pattern_util = require "sae.pattern"
 
 local M = {}
 
-
-local function shape_string(x)
-  return "[" .. table.concat(x:shape(), ", ") .. "]"
-end
+local shape_string = pattern_util.shape_string
+local index_of = pattern_util.index_of
 
 
 -- Splits one side of a pattern into dims. Each dim is a list of tokens (a
@@ -285,14 +284,6 @@ local function flatten(dims)
 end
 
 
-local function index_of(list, value)
-  for i, v in ipairs(list) do
-    if v == value then return i end
-  end
-  return nil
-end
-
-
 -- Raises unless every axis of `from` also occurs in `to`.
 local function check_subset(fname, pattern, from, to, message)
   for _, axis in ipairs(from) do
@@ -360,12 +351,8 @@ end
 
 -- Returns x permuted from the axis order `axes` to `order`.
 local function permute_to(x, axes, order)
-  local dims, identity = {}, true
-  for i, axis in ipairs(order) do
-    dims[i] = index_of(axes, axis)
-    identity = identity and dims[i] == i
-  end
-  if identity then return x end
+  local dims = pattern_util.permutation(axes, order)
+  if not dims then return x end
   return apply("permute", x, dims)
 end
 
@@ -440,8 +427,7 @@ end
 -- in Lua took 20 to 30 microseconds per call and a replay takes 2 to 8
 -- (measured on the 2-core development machine). The cache is cleared when
 -- full.
-local recipes, recipe_count = {}, 0
-local RECIPES_MAX = 256
+local recipes = pattern_util.bounded_cache(256)
 
 -- Returns the cache key of a call, or nil when the call is not cacheable
 -- (a bad argument, which the uncached path then reports).
@@ -469,7 +455,7 @@ end
 -- Runs body(x, ...), or replays the recipe recorded by an earlier call
 -- with the same key.
 local function cached(key, body, x, ...)
-  local recipe = key and recipes[key]
+  local recipe = key and recipes:get(key)
   if recipe then
     for _, step in ipairs(recipe) do x = run_step(step[1], x, step[2]) end
     return x
@@ -480,9 +466,7 @@ local function cached(key, body, x, ...)
   local ok, result = pcall(body, x, ...)
   recipe, recording = recording, nil
   if not ok then error(result, 0) end
-  if recipe_count >= RECIPES_MAX then recipes, recipe_count = {}, 0 end
-  recipes[key] = recipe
-  recipe_count = recipe_count + 1
+  recipes:put(key, recipe)
   return result
 end
 
