@@ -1,46 +1,9 @@
 local sae = require "sae"
+local helpers = require "helpers"
 
--- Values of x in row-major order, and its shape.
-local function flat(x)
-  local shape = x:shape()
-  if #shape == 0 then return { x:item() }, shape end
-  return x:reshape(-1):totable(), shape
-end
-
-
-local function numel_of(shape)
-  local n = 1
-  for _, size in ipairs(shape) do n = n * size end
-  return n
-end
-
-
-local function from_flat(values, shape)
-  if #shape == 0 then return sae.tensor(values[1]) end
-  if numel_of(shape) == 0 then return sae.zeros(shape) end
-  return sae.tensor(values):reshape(shape)
-end
-
-
--- Calls fn(index) for every multi-index (1-based) of `shape`.
-local function each_index(shape, fn)
-  local index = {}
-  for d = 1, #shape do
-    if shape[d] == 0 then return end
-    index[d] = 1
-  end
-  while true do
-    fn(index)
-    local d = #shape
-    while d >= 1 do
-      index[d] = index[d] + 1
-      if index[d] <= shape[d] then break end
-      index[d] = 1
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
+local flat, from_flat = helpers.flat_values, helpers.from_flat
+local each_index = helpers.each_index
+local random_tensor = helpers.random_tensor
 
 
 -- Naive reference: loops over every value of every elementary axis. `left`
@@ -97,20 +60,8 @@ local function reference(x, left, right, size, op)
 end
 
 
-local function random_tensor(shape)
-  local values = {}
-  for i = 1, numel_of(shape) do values[i] = math.random() * 2 - 1 end
-  return from_flat(values, shape)
-end
-
-
 local function assert_close(expected, expected_shape, actual)
-  assert.same(expected_shape, actual:shape())
-  local values = flat(actual)
-  assert.equal(#expected, #values)
-  for i = 1, #expected do
-    assert.near(expected[i], values[i], 1e-5 * (1 + math.abs(expected[i])))
-  end
+  helpers.assert_values_near(expected, expected_shape, actual, 1e-5)
 end
 
 

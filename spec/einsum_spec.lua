@@ -1,42 +1,9 @@
 local sae = require "sae"
+local helpers = require "helpers"
 
--- Values of x in row-major order, and its shape.
-local function flat(x)
-  local shape = x:shape()
-  if #shape == 0 then return { x:item() }, shape end
-  return x:reshape(-1):totable(), shape
-end
-
-
-local function from_flat(values, shape)
-  if #shape == 0 then return sae.tensor(values[1]) end
-  local numel = 1
-  for _, n in ipairs(shape) do numel = numel * n end
-  if numel == 0 then return sae.zeros(shape) end
-  return sae.tensor(values):reshape(shape)
-end
-
-
--- Calls fn(index) for every multi-index (1-based) of `shape`, in row-major
--- order.
-local function each_index(shape, fn)
-  local index = {}
-  for d = 1, #shape do
-    if shape[d] == 0 then return end
-    index[d] = 1
-  end
-  while true do
-    fn(index)
-    local d = #shape
-    while d >= 1 do
-      index[d] = index[d] + 1
-      if index[d] <= shape[d] then break end
-      index[d] = 1
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
+local flat, from_flat = helpers.flat_values, helpers.from_flat
+local each_index = helpers.each_index
+local random_tensor = helpers.random_tensor
 
 
 local function flat_offset(index, shape)
@@ -88,22 +55,8 @@ local function reference(inputs, output, operands)
 end
 
 
-local function random_tensor(shape)
-  local numel = 1
-  for _, n in ipairs(shape) do numel = numel * n end
-  local values = {}
-  for i = 1, numel do values[i] = math.random() * 2 - 1 end
-  return from_flat(values, shape)
-end
-
-
 local function assert_close(expected, expected_shape, actual)
-  assert.same(expected_shape, actual:shape())
-  local values = flat(actual)
-  assert.equal(#expected, #values)
-  for i = 1, #expected do
-    assert.near(expected[i], values[i], 1e-4 * (1 + math.abs(expected[i])))
-  end
+  helpers.assert_values_near(expected, expected_shape, actual, 1e-4)
 end
 
 

@@ -9,6 +9,7 @@
 
 local luassert = require "luassert"
 local say = require "say"
+local sae = require "sae"
 
 local helpers = {}
 
@@ -139,6 +140,75 @@ function helpers.random_table(gen, shape, lo, hi)
   local flat = {}
   for k = 1, n do flat[k] = string.unpack("f", string.pack("f", gen(lo, hi))) end
   return helpers.nest(flat, shape)
+end
+
+
+-- Helpers for specs that compare a tensor with a naive reference computed
+-- on flat row-major lists of values.
+
+function helpers.numel(shape)
+  local n = 1
+  for _, size in ipairs(shape) do n = n * size end
+  return n
+end
+
+
+-- Values of x in row-major order, and its shape.
+function helpers.flat_values(x)
+  local shape = x:shape()
+  if #shape == 0 then return { x:item() }, shape end
+  return x:reshape(-1):totable(), shape
+end
+
+
+-- Builds a float32 tensor of the given shape from row-major values.
+function helpers.from_flat(values, shape)
+  if #shape == 0 then return sae.tensor(values[1]) end
+  if helpers.numel(shape) == 0 then return sae.zeros(shape) end
+  return sae.tensor(values):reshape(shape)
+end
+
+
+-- Calls fn(index) for every multi-index (1-based) of `shape`, in row-major
+-- order.
+function helpers.each_index(shape, fn)
+  local index = {}
+  for d = 1, #shape do
+    if shape[d] == 0 then return end
+    index[d] = 1
+  end
+  while true do
+    fn(index)
+    local d = #shape
+    while d >= 1 do
+      index[d] = index[d] + 1
+      if index[d] <= shape[d] then break end
+      index[d] = 1
+      d = d - 1
+    end
+    if d < 1 then return end
+  end
+end
+
+
+-- A tensor of the given shape with values uniform in [-1, 1) from
+-- math.random, so a spec that seeds math.random gets the same inputs.
+function helpers.random_tensor(shape)
+  local values = {}
+  for i = 1, helpers.numel(shape) do values[i] = math.random() * 2 - 1 end
+  return helpers.from_flat(values, shape)
+end
+
+
+-- Asserts that tensor `actual` has shape `expected_shape` and that each
+-- value is within rtol * (1 + |e|) of the row-major list `expected`.
+function helpers.assert_values_near(expected, expected_shape, actual, rtol)
+  luassert.same(expected_shape, actual:shape())
+  local values = helpers.flat_values(actual)
+  luassert.equal(#expected, #values)
+  for i = 1, #expected do
+    luassert.near(expected[i], values[i], rtol * (1 + math.abs(expected[i])))
+  end
 end
 
 
