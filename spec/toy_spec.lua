@@ -130,6 +130,51 @@ local function random_case(kind, seed, B, I, F, H, probability)
 end
 
 
+-- Returns a function computing the naive total loss from the current
+-- values in the parameter tables p, which finite differences edit.
+local function naive_loss_at(kind, p, importance, x)
+  return function()
+    local _, out = naive_forward(kind, p, x)
+    return (naive_loss(kind, importance, out, x))
+  end
+end
+
+
+-- Compares entry.grad with central finite differences (step 1e-6) of
+-- loss_at(), which reads the nested table `values` of that parameter.
+-- Checks every `stride`-th element, starting at the first, and returns
+-- how many it checked.
+local function check_gradient(entry, values, loss_at, stride)
+  local eps = 1e-6
+  local grad = entry.grad:reshape(-1):totable()
+  local flat_index, checked = 0, 0
+  local function visit(t)
+    for k = 1, #t do
+      if type(t[k]) == "table" then visit(t[k]) else
+        flat_index = flat_index + 1
+        if (flat_index - 1) % stride == 0 then
+          checked = checked + 1
+          local v = t[k]
+          t[k] = v + eps
+          local up = loss_at()
+          t[k] = v - eps
+          local down = loss_at()
+          t[k] = v
+          local fd = (up - down) / (2 * eps)
+          if math.abs(fd - grad[flat_index]) > 1e-4 + 1e-3 * math.abs(fd) then
+            error(string.format("%s[%d]: finite difference %.9g, "
+              .. "backward %.9g", entry.name, flat_index, fd,
+              grad[flat_index]))
+          end
+        end
+      end
+    end
+  end
+  visit(values)
+  return checked
+end
+
+
 describe("sae.toy", function()
   describe("Model()", function()
     it("exposes configuration and parameter views", function()
@@ -326,37 +371,12 @@ describe("sae.toy", function()
         local model, x = random_case(kind, 31, 6, 2, 5, 3)
         local p = params_of(model)
         local imp = model.importance:totable()
-        local function loss_at()
-          local _, out = naive_forward(kind, p, x)
-          return (naive_loss(kind, imp, out, x))
-        end
+        local loss_at = naive_loss_at(kind, p, imp, x)
         model:zero_grad()
         local loss = model:backward(sae.tensor(x))
         assert.near(loss_at(), loss, 1e-5)
-        local eps = 1e-6
         for _, entry in ipairs(model:parameters()) do
-          local grad = entry.grad:reshape(-1):totable()
-          local flat_index = 0
-          local function visit(t)
-            for k = 1, #t do
-              if type(t[k]) == "table" then visit(t[k]) else
-                flat_index = flat_index + 1
-                local v = t[k]
-                t[k] = v + eps
-                local up = loss_at()
-                t[k] = v - eps
-                local down = loss_at()
-                t[k] = v
-                local fd = (up - down) / (2 * eps)
-                if math.abs(fd - grad[flat_index]) > 1e-4 + 1e-3 * math.abs(fd) then
-                  error(string.format("%s[%d]: finite difference %.9g, "
-                    .. "backward %.9g", entry.name, flat_index, fd,
-                    grad[flat_index]))
-                end
-              end
-            end
-          end
-          visit(p[entry.name])
+          check_gradient(entry, p[entry.name], loss_at, 1)
         end
       end)
     end
@@ -381,43 +401,15 @@ describe("sae.toy", function()
         model.b_final:copy_(sae.tensor(b_final))
         local p = params_of(model)
         local imp = model.importance:totable()
-        local function loss_at()
-          local _, out = naive_forward(kind, p, x)
-          return (naive_loss(kind, imp, out, x))
-        end
+        local loss_at = naive_loss_at(kind, p, imp, x)
         model:zero_grad()
         local xt = sae.tensor(x)
         assert.near(loss_at(), model:backward(xt), 1e-5)
         local _, out = naive_forward(kind, p, x)
         local _, per = naive_loss(kind, imp, out, x)
         assert_near_table(per, model:instance_losses():totable(), 1e-5)
-        local eps = 1e-6
         for _, entry in ipairs(model:parameters()) do
-          local grad = entry.grad:reshape(-1):totable()
-          local flat_index, checked = 0, 0
-          local function visit(t)
-            for k = 1, #t do
-              if type(t[k]) == "table" then visit(t[k]) else
-                flat_index = flat_index + 1
-                if flat_index % 7 == 1 then
-                  checked = checked + 1
-                  local v = t[k]
-                  t[k] = v + eps
-                  local up = loss_at()
-                  t[k] = v - eps
-                  local down = loss_at()
-                  t[k] = v
-                  local fd = (up - down) / (2 * eps)
-                  if math.abs(fd - grad[flat_index]) > 1e-4 + 1e-3 * math.abs(fd) then
-                    error(string.format("%s[%d]: finite difference %.9g, "
-                      .. "backward %.9g", entry.name, flat_index, fd,
-                      grad[flat_index]))
-                  end
-                end
-              end
-            end
-          end
-          visit(p[entry.name])
+          local checked = check_gradient(entry, p[entry.name], loss_at, 7)
           assert.is_true(checked > 10)
         end
       end)
