@@ -80,6 +80,39 @@ local function assert_contains(fragment, message)
     string.format("expected %q in the message %q", fragment, message))
 end
 
+-- Asserts that load(path) raises an error starting with
+-- "<fname>: <path>: " and returns its message.
+local function assert_load_error(load, fname, path)
+  local message = error_of(load, path)
+  assert_contains(fname .. ": " .. path .. ": ", message)
+  return message
+end
+
+-- Defines one test per case { label, bytes, fragment }: loading the bytes
+-- from a file ending in `suffix` must raise an error that names the file
+-- and contains the fragment.
+local function it_rejects_each(cases, load, fname, suffix)
+  for _, case in ipairs(cases) do
+    local label, bytes, fragment = case[1], case[2], case[3]
+    it("rejects " .. label, function()
+      local path = tmppath(suffix)
+      write_file(path, bytes)
+      assert_contains(fragment, assert_load_error(load, fname, path))
+    end)
+  end
+end
+
+-- Asserts that each prefix of the valid file `source`, cut every `step`
+-- bytes, fails to load with an error that names the file.
+local function assert_rejects_truncations(source, load, fname, suffix, step)
+  local bytes = read_file(source)
+  local path = tmppath(suffix)
+  for cut = 0, #bytes - 1, step do
+    write_file(path, bytes:sub(1, cut))
+    assert_load_error(load, fname, path)
+  end
+end
+
 -- A safetensors file from a header string and a data string.
 local function st_bytes(header, data)
   return string.pack("<I8", #header) .. header .. (data or "")
@@ -465,16 +498,7 @@ describe("sae.save() and sae.load()", function()
         st_bytes('{"__metadata__":["a"]}'), "header: __metadata__ is not an object" },
     }
 
-    for _, case in ipairs(cases) do
-      local label, bytes, fragment = case[1], case[2], case[3]
-      it("rejects " .. label, function()
-        local path = tmppath(".safetensors")
-        write_file(path, bytes)
-        local message = error_of(sae.load, path)
-        assert_contains("load: " .. path .. ": ", message)
-        assert_contains(fragment, message)
-      end)
-    end
+    it_rejects_each(cases, sae.load, "load", ".safetensors")
 
     it("copies float32 data that is not 4-byte aligned", function()
       local path = tmppath(".safetensors")
@@ -498,13 +522,8 @@ describe("sae.save() and sae.load()", function()
     end)
 
     it("rejects every truncation of a valid file", function()
-      local bytes = read_file("spec/fixtures/io_torch.safetensors")
-      local path = tmppath(".safetensors")
-      for cut = 0, #bytes - 1, 7 do
-        write_file(path, bytes:sub(1, cut))
-        local message = error_of(sae.load, path)
-        assert_contains("load: " .. path .. ": ", message)
-      end
+      assert_rejects_truncations("spec/fixtures/io_torch.safetensors",
+        sae.load, "load", ".safetensors", 7)
     end)
   end)
 end)
@@ -663,16 +682,7 @@ describe("sae.load_npy() and x:save_npy()", function()
       { "an unterminated string", npy("{'descr: '<f4'}"), "invalid header at byte" },
     }
 
-    for _, case in ipairs(cases) do
-      local label, bytes, fragment = case[1], case[2], case[3]
-      it("rejects " .. label, function()
-        local path = tmppath(".npy")
-        write_file(path, bytes)
-        local message = error_of(sae.load_npy, path)
-        assert_contains("load_npy: " .. path .. ": ", message)
-        assert_contains(fragment, message)
-      end)
-    end
+    it_rejects_each(cases, sae.load_npy, "load_npy", ".npy")
 
     it("accepts a shape without a trailing comma and double quotes", function()
       local path = tmppath(".npy")
@@ -681,13 +691,8 @@ describe("sae.load_npy() and x:save_npy()", function()
     end)
 
     it("rejects every truncation of a valid file", function()
-      local bytes = read_file("spec/fixtures/io_f4.npy")
-      local path = tmppath(".npy")
-      for cut = 0, #bytes - 1, 3 do
-        write_file(path, bytes:sub(1, cut))
-        local message = error_of(sae.load_npy, path)
-        assert_contains("load_npy: " .. path .. ": ", message)
-      end
+      assert_rejects_truncations("spec/fixtures/io_f4.npy", sae.load_npy,
+        "load_npy", ".npy", 3)
     end)
   end)
 end)
