@@ -5,42 +5,9 @@
 
 local sae = require "sae"
 
-local clock = sae.core._bench_clock
-
--- Returns the fastest of `reps` timed calls of fn, after one warm-up. The
--- collector runs after each call, outside the timed region, so freed
--- results can be reused instead of every call faulting in fresh pages.
-local function fastest(fn, reps)
-  fn()
-  collectgarbage()
-  local best = math.huge
-  for _ = 1, reps do
-    local start = clock()
-    fn()
-    best = math.min(best, clock() - start)
-    collectgarbage()
-  end
-  return best
-end
-
-
--- Returns a table of case name to seconds from bench/nn_ref.py, or nil
--- and a message when PyTorch cannot run.
-local function pytorch_times(script_dir)
-  local pipe = io.popen("/usr/bin/python3 " .. script_dir .. "/nn_ref.py 2>&1")
-  if pipe == nil then return nil, "cannot start /usr/bin/python3" end
-  local output = pipe:read("a")
-  pipe:close()
-  local times = {}
-  for name, value in output:gmatch('"([%w_]+)"%s*:%s*([%d%.eE+-]+)') do
-    times[name] = tonumber(value)
-  end
-  if next(times) == nil then
-    return nil, "no timings from nn_ref.py: " .. output:sub(1, 200)
-  end
-  times.version = output:match('"version"%s*:%s*"([^"]+)"')
-  return times
-end
+local bench_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local common = dofile(bench_dir .. "/common.lua")
+local fastest = common.fastest
 
 
 -- The cases; nn_ref.py builds the same shapes under the same keys.
@@ -92,11 +59,10 @@ end
 
 
 return function(report)
-  local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
   local list = cases()
   for _, case in ipairs(list) do case.ours = fastest(case.run, case.reps) end
 
-  local times, err = pytorch_times(script_dir)
+  local times, err = common.pytorch_times("nn_ref.py")
   if times == nil then
     report.section("network helpers (PyTorch skipped)")
     print("  " .. err)

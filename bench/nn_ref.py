@@ -4,22 +4,10 @@ Runs the same network helper cases as the Lua side with two threads and
 prints one JSON object mapping case names to the fastest time per
 operation in seconds. Usage: /usr/bin/python3 bench/nn_ref.py
 """
-import json
-import time
-
 import torch
 import torch.nn.functional as F
 
-
-def fastest(fn, reps):
-    """Return the fastest of `reps` timed calls of fn, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from torch_timing import fastest, print_results
 
 
 def main():
@@ -58,9 +46,7 @@ def main():
     results["cosine_similarity"] = fastest(
         lambda: F.cosine_similarity(h, direction, dim=-1), 10)
 
-    results["threads"] = torch.get_num_threads()
-    results["version"] = torch.__version__
-    print(json.dumps(results))
+    print_results(results)
 
 
 if __name__ == "__main__":

@@ -9,26 +9,12 @@
 local sae = require "sae"
 local core = sae.core
 
-local clock = core._bench_clock
+local bench_dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local common = dofile(bench_dir .. "/common.lua")
+local fastest = common.fastest
+
 local ELEMENTS = 1 << 20
 
--- Returns the fastest of `reps` timed calls of fn, after one warm-up.
-local function fastest(fn, reps)
-  fn()
-  collectgarbage()
-  local best = math.huge
-  for _ = 1, reps do
-    local start = clock()
-    fn()
-    best = math.min(best, clock() - start)
-    -- Lua's collector does not see the size of tensor storage, so it is
-    -- run by hand, outside the timed region. Freeing each result before
-    -- the next call lets malloc hand back warm memory, as PyTorch's
-    -- reference counting does.
-    collectgarbage()
-  end
-  return best
-end
 
 -- Returns the fastest times of ours() and reference(), each a function
 -- returning seconds, over `rounds` alternating rounds.
@@ -39,24 +25,6 @@ local function alternate(rounds, ours, reference)
     best_reference = math.min(best_reference, reference())
   end
   return best_ours, best_reference
-end
-
--- Returns a table of case name to seconds from bench/tensor_ref.py, or
--- nil and a message when PyTorch cannot run.
-local function pytorch_times(script_dir)
-  local pipe = io.popen("/usr/bin/python3 " .. script_dir .. "/tensor_ref.py 2>&1")
-  if pipe == nil then return nil, "cannot start /usr/bin/python3" end
-  local output = pipe:read("a")
-  pipe:close()
-  local times = {}
-  for name, value in output:gmatch('"([%w_]+)"%s*:%s*([%d%.eE+-]+)') do
-    times[name] = tonumber(value)
-  end
-  if next(times) == nil then
-    return nil, "no timings from tensor_ref.py: " .. output:sub(1, 200)
-  end
-  times.version = output:match('"version"%s*:%s*"([^"]+)"')
-  return times
 end
 
 -- Cases shared by the OpenBLAS and PyTorch comparisons.
@@ -115,12 +83,9 @@ local function elementwise_cases()
 end
 
 return function(report)
-  local script_dir = (arg and arg[0] or "bench/run.lua"):match("^(.*)/[^/]*$")
-    or "."
-
   -- PyTorch runs once before and once after our cases, and each case
   -- keeps its faster run, to even out load that changes during the run
-  local times, err = pytorch_times(script_dir)
+  local times, err = common.pytorch_times("tensor_ref.py")
 
   report.section("matmul vs OpenBLAS cblas_sgemm in this process "
     .. "(ratio = our speed / theirs; target >= 0.90)")
@@ -160,7 +125,7 @@ return function(report)
       bytes / reference / 1e9, case.inputs == 2 and "c = a + b" or "c = a"))
   end
 
-  local later = times and pytorch_times(script_dir)
+  local later = times and common.pytorch_times("tensor_ref.py")
   for name, seconds in pairs(later or {}) do
     if type(seconds) == "number" and type(times[name]) == "number" then
       times[name] = math.min(times[name], seconds)

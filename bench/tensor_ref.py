@@ -4,21 +4,9 @@ Runs the same matmul and elementwise cases as the Lua side with two
 threads and prints one JSON object mapping case names to the fastest
 time per operation in seconds. Usage: /usr/bin/python3 bench/tensor_ref.py
 """
-import json
-import time
-
 import torch
 
-
-def fastest(fn, reps):
-    """Return the fastest of `reps` timed calls of fn, after one warm-up."""
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from torch_timing import fastest, print_results
 
 
 def main():
@@ -40,9 +28,7 @@ def main():
     results["mul"] = fastest(lambda: x * y, 200)
     results["relu"] = fastest(lambda: torch.relu(x), 200)
     results["exp"] = fastest(lambda: torch.exp(x), 200)
-    results["threads"] = torch.get_num_threads()
-    results["version"] = torch.__version__
-    print(json.dumps(results))
+    print_results(results)
 
 
 if __name__ == "__main__":
