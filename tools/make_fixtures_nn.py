@@ -14,33 +14,11 @@ on matching random number generators. Dims and index values are written
 import torch
 import torch.nn.functional as F
 
+from fixture_writer import write_fixture
+
 OUT = "spec/fixtures/nn.lua"
-
-
-def lua(value, indent=""):
-    """Format a tensor, list, dict, number or string as a Lua constructor."""
-    if isinstance(value, torch.Tensor):
-        value = value.tolist()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return "0/0"
-        if value in (float("inf"), float("-inf")):
-            return "math.huge" if value > 0 else "-math.huge"
-        return "%.9g" % value
-    if isinstance(value, str):
-        return '"%s"' % value
-    if isinstance(value, list):
-        return "{ " + ", ".join(lua(v, indent) for v in value) + " }"
-    if isinstance(value, dict):
-        inner = indent + "  "
-        fields = ",\n".join("%s%s = %s" % (inner, k, lua(v, inner))
-                            for k, v in value.items())
-        return "{\n" + fields + ",\n" + indent + "}"
-    raise TypeError(type(value))
+HEADER = ("-- PyTorch reference values for spec/nn_spec.lua, written by\n"
+          "-- tools/make_fixtures_nn.py. Dims and indices are 1-based.\n")
 
 
 def randn(*shape, scale=1.0):
@@ -200,10 +178,7 @@ def main():
         "index_select": index_select_cases(),
         "cosine_similarity": cosine_similarity_cases(),
     }
-    with open(OUT, "w") as f:
-        f.write("-- PyTorch reference values for spec/nn_spec.lua, written by\n"
-                "-- tools/make_fixtures_nn.py. Dims and indices are 1-based.\n")
-        f.write("return " + lua(fixture) + "\n")
+    write_fixture(OUT, HEADER, fixture)
 
 
 if __name__ == "__main__":
