@@ -1,4 +1,5 @@
 local sae = require "sae"
+local helpers = require "helpers"
 
 local expected = dofile("spec/fixtures/io_expected.lua")
 
@@ -25,20 +26,10 @@ local function read_file(path)
   return s
 end
 
-local function flatten(t, out)
-  out = out or {}
-  if type(t) ~= "table" then
-    out[#out + 1] = t
-    return out
-  end
-  for _, v in ipairs(t) do flatten(v, out) end
-  return out
-end
-
 -- Values of x in C order, whatever its strides.
 local function values(x)
   if x:dim() == 0 then return { x:item() } end
-  return flatten(x:totable())
+  return (helpers.flatten(x:totable()))
 end
 
 -- Compares bitwise-meaningful values: NaN equals NaN, and the sign of

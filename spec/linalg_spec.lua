@@ -1,4 +1,7 @@
 local sae = require "sae"
+local helpers = require "helpers"
+
+local flatten = helpers.flatten
 
 -- Plain Lua reference for a 2-D product of nested tables.
 local function naive_mm(a, b)
@@ -12,16 +15,6 @@ local function naive_mm(a, b)
       out[i][j] = sum
     end
   end
-  return out
-end
-
-local function flatten(t, out)
-  out = out or {}
-  if type(t) ~= "table" then
-    out[#out + 1] = t
-    return out
-  end
-  for _, v in ipairs(t) do flatten(v, out) end
   return out
 end
 

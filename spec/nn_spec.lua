@@ -3,6 +3,7 @@
 -- written here in plain Lua, on contiguous and strided inputs.
 
 local sae = require "sae"
+local helpers = require "helpers"
 
 local fixture = dofile("spec/fixtures/nn.lua")
 
@@ -11,6 +12,9 @@ local RTOL, ATOL = 1e-5, 1e-6
 
 -- ----------------------------------------------------------------- helpers
 
+local flatten, nest, numel = helpers.flatten, helpers.nest, helpers.numel
+
+
 local function shape_of(t)
   local shape = {}
   while type(t) == "table" do
@@ -18,17 +22,6 @@ local function shape_of(t)
     t = t[1]
   end
   return shape
-end
-
-
-local function flatten(t, out)
-  out = out or {}
-  if type(t) ~= "table" then
-    out[#out + 1] = t
-    return out
-  end
-  for _, v in ipairs(t) do flatten(v, out) end
-  return out
 end
 
 
@@ -42,13 +35,6 @@ local function strides_of(shape)
 end
 
 
-local function numel(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  return n
-end
-
-
 -- Deterministic pseudo-random numbers in [-scale, scale) (a 31-bit LCG),
 -- so the naive references need no RNG from the library.
 local function random_values(n, seed, scale)
@@ -58,26 +44,6 @@ local function random_values(n, seed, scale)
     out[i] = (state / 2147483648 * 2 - 1) * (scale or 1)
   end
   return out
-end
-
-
--- Builds a nested table of the given shape from flat values.
-local function nest(values, shape)
-  local pos = 0
-  local function build(d)
-    local t = {}
-    for i = 1, shape[d] do
-      if d == #shape then
-        pos = pos + 1
-        t[i] = values[pos]
-      else
-        t[i] = build(d + 1)
-      end
-    end
-    return t
-  end
-  if #shape == 0 then return values[1] end
-  return build(1)
 end
 
 
