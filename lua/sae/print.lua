@@ -160,6 +160,12 @@ local function make_formatter(values, is_float)
 
   local fixed = "%." .. precision .. "f"
   local sci = "%." .. precision .. "e"
+  local function format_finite(v, scientific)
+    if scientific then return string.format(sci, v) end
+    if int_mode then return string.format("%.0f", v) .. "." end
+    return string.format(fixed, v)
+  end
+
   if #shown > 0 then
     local wide = max_abs / min_abs > 1000.0 or max_abs > 1.0e8
     if int_mode then
@@ -168,29 +174,17 @@ local function make_formatter(values, is_float)
       sci_mode = wide or min_abs < 1.0e-4
     end
     for _, v in ipairs(shown) do
-      local s
-      if sci_mode then
-        s = string.format(sci, v)
-      elseif int_mode then
-        s = string.format("%.0f", v) .. "."
-      else
-        s = string.format(fixed, v)
-      end
-      width = math.max(width, #s)
+      width = math.max(width, #format_finite(v, sci_mode))
     end
   end
   if options.sci_mode ~= nil then sci_mode = options.sci_mode end
 
   return function(v)
     local s
-    if not is_finite(v) then
-      s = nonfinite_string(v)
-    elseif sci_mode then
-      s = string.format(sci, v)
-    elseif int_mode then
-      s = string.format("%.0f", v) .. "."
+    if is_finite(v) then
+      s = format_finite(v, sci_mode)
     else
-      s = string.format(fixed, v)
+      s = nonfinite_string(v)
     end
     return string.rep(" ", width - #s) .. s
   end, width
