@@ -188,31 +188,34 @@ static int random_shape(lua_State *L, int first, int last, const char *fname,
 }
 
 
-/* sae.rand(shape..., gen): uniform in [0, 1). */
-static int l_rand(lua_State *L) {
+/* Pushes a new float32 tensor of the shape in arguments 1.. and fills it
+ * with the generator's next draws: standard normal when `normal` is set,
+ * else uniform in [0, 1). Serves sae.rand and sae.randn. */
+static int push_random(lua_State *L, const char *fname, int normal) {
   sae_generator *g;
   int64_t size[SAE_MAX_DIMS];
   int last = pop_generator(L, &g);
-  int ndim = random_shape(L, 1, last, "rand", size);
+  int ndim = random_shape(L, 1, last, fname, size);
   sae_tensor *t = l_newtensor(L, SAE_FLOAT32, ndim, size, 0);
   int64_t n = tensor_numel(t);
-  rng_fill_uniform(tensor_f32(t), n, g->seed,
-                   generator_reserve(g, (uint64_t)n), 0.0f, 1.0f);
+  uint64_t base = generator_reserve(g, (uint64_t)n);
+  if (normal)
+    rng_fill_normal(tensor_f32(t), n, g->seed, base, 0.0f, 1.0f);
+  else
+    rng_fill_uniform(tensor_f32(t), n, g->seed, base, 0.0f, 1.0f);
   return 1;
+}
+
+
+/* sae.rand(shape..., gen): uniform in [0, 1). */
+static int l_rand(lua_State *L) {
+  return push_random(L, "rand", 0);
 }
 
 
 /* sae.randn(shape..., gen): standard normal. */
 static int l_randn(lua_State *L) {
-  sae_generator *g;
-  int64_t size[SAE_MAX_DIMS];
-  int last = pop_generator(L, &g);
-  int ndim = random_shape(L, 1, last, "randn", size);
-  sae_tensor *t = l_newtensor(L, SAE_FLOAT32, ndim, size, 0);
-  int64_t n = tensor_numel(t);
-  rng_fill_normal(tensor_f32(t), n, g->seed,
-                  generator_reserve(g, (uint64_t)n), 0.0f, 1.0f);
-  return 1;
+  return push_random(L, "randn", 1);
 }
 
 
