@@ -444,13 +444,19 @@ static int l_numel(lua_State *L) {
 }
 
 
-static int l_shape(lua_State *L) {
-  sae_tensor *t = l_checktensor(L, 1, "shape");
-  lua_createtable(L, t->ndim, 0);
-  for (int d = 0; d < t->ndim; d++) {
-    lua_pushinteger(L, t->size[d]);
+/* Pushes a Lua list of the n values (sizes or strides). */
+static void push_dims(lua_State *L, const int64_t *values, int n) {
+  lua_createtable(L, n, 0);
+  for (int d = 0; d < n; d++) {
+    lua_pushinteger(L, values[d]);
     lua_rawseti(L, -2, d + 1);
   }
+}
+
+
+static int l_shape(lua_State *L) {
+  sae_tensor *t = l_checktensor(L, 1, "shape");
+  push_dims(L, t->size, t->ndim);
   return 1;
 }
 
@@ -472,11 +478,7 @@ static int l_stride(lua_State *L) {
     lua_pushinteger(L, t->stride[l_checkdim(L, 2, t->ndim, 0, "stride")]);
     return 1;
   }
-  lua_createtable(L, t->ndim, 0);
-  for (int d = 0; d < t->ndim; d++) {
-    lua_pushinteger(L, t->stride[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
+  push_dims(L, t->stride, t->ndim);
   return 1;
 }
 
