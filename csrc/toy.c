@@ -75,7 +75,10 @@ sae_status toy_init(toy_model *m, toy_kind kind, int64_t n_instances,
   m->params = storage_new((size_t)m->n_params * sizeof(float), 1);
   m->grads = storage_new((size_t)m->n_params * sizeof(float), 1);
   m->buffers = storage_new((size_t)(2 * I * F) * sizeof(float), 0);
-  if (m->params == NULL || m->grads == NULL || m->buffers == NULL)
+  m->draw_threshold = malloc((size_t)(I * F) * sizeof(uint64_t));
+  m->draw_scale = malloc((size_t)(I * F) * sizeof(float));
+  if (m->params == NULL || m->grads == NULL || m->buffers == NULL ||
+      m->draw_threshold == NULL || m->draw_scale == NULL)
     return SAE_ENOMEM;
 
   float *p = m->params->data, *g = m->grads->data, *buf = m->buffers->data;
@@ -101,6 +104,10 @@ void toy_free(toy_model *m) {
   storage_release(m->buffers);
   free(m->scratch);
   free(m->index_scratch);
+  free(m->draw_threshold);
+  free(m->draw_scale);
+  m->draw_threshold = NULL;
+  m->draw_scale = NULL;
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
   m->index_scratch = NULL;
@@ -128,106 +135,145 @@ void toy_reset_parameters(toy_model *m) {
 
 /* ---------------------------------------------------------------- batch */
 
-/* Element (b, i, f) uses the 64 random bits at counter base + its flat
- * index: the low 32 bits decide presence and the high 24 bits give the
- * magnitude, so the batch is the same whatever the thread count. */
-static inline float magnitude(uint64_t bits, int symmetric) {
-  float u = (float)(bits >> 40) * 0x1.0p-24f;
-  return symmetric ? 2.0f * u - 1.0f : u;
+/* Row (b, i) of a batch owns the draws base + (b * I + i) * Fh + j,
+ * Fh = ceil(F / 2): draw j gives 64 bits, the low half to feature 2j and
+ * the high half to feature 2j + 1, so each value is a pure function of
+ * (seed, counter) whatever the thread count or the pass that draws it.
+ *
+ * A feature with probability p is present when its 32 bits r are below
+ * p * 2^32. Given that, r / (p * 2^32) is uniform in [0, 1) and gives the
+ * magnitude, so one 32-bit draw serves both. The magnitude steps are
+ * 2^-32 / p, finer than float precision for p above 2^-8.
+ *
+ * Each draw is one SplitMix64 output (Steele, Lea and Flood, "Fast
+ * splittable pseudorandom number generators", OOPSLA 2014): the
+ * finaliser applied once to a Weyl sequence that starts at a key made
+ * from the seed. */
+static inline uint64_t draw_bits(uint64_t key, uint64_t counter) {
+  uint64_t z = key + counter * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
 }
 
 
-static inline float presence(uint64_t bits) {
-  return (float)(bits & 0xFFFFFFFFu) * 0x1.0p-32f;
-}
+static inline int64_t draws_per_row(int64_t F) { return (F + 1) / 2; }
 
 
-/* Counter range of one batch drawn from the model's generator. */
+/* One batch: the key and first counter, and per feature of [I,F] the
+ * presence threshold and the scale from r to [0, 1). */
 typedef struct toy_draw {
-  uint64_t seed, base;
+  uint64_t key, base;
+  const uint64_t *threshold;
+  const float *scale;
+  float mag_scale, mag_offset;   /* [0,1) -> [0,1) or [-1,1) */
 } toy_draw;
 
 
-/* Redraws the pair features of row (b, i), whose counters start at c0,
- * over the independent values already in `row`. */
-static void draw_pairs(const toy_model *m, uint64_t seed, uint64_t c0,
-                       const float *p, float *row) {
-  const int symmetric = m->kind == TOY_COMPUTATION;
+/* Reserves the counters of a batch of `batch` samples and fills the
+ * model's per-feature tables from feature_probability. */
+static toy_draw draw_start(toy_model *m, int64_t batch) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  toy_draw d;
+  d.key = m->generator.seed * 0xD1B54A32D192ED03ull;
+  d.base = generator_reserve(&m->generator,
+                             (uint64_t)(batch * I * draws_per_row(F)));
+  for (int64_t e = 0; e < I * F; e++) {
+    double p = m->feature_probability[e];
+    m->draw_threshold[e] = (uint64_t)(p * 0x1.0p32);
+    m->draw_scale[e] = p > 0.0 ? (float)(1.0 / (p * 0x1.0p32)) : 0.0f;
+  }
+  d.threshold = m->draw_threshold;
+  d.scale = m->draw_scale;
+  d.mag_scale = m->kind == TOY_COMPUTATION ? 2.0f : 1.0f;
+  d.mag_offset = m->kind == TOY_COMPUTATION ? -1.0f : 0.0f;
+  return d;
+}
+
+
+/* The value of a feature from its 32 bits r, threshold and scale, with
+ * magnitudes u * mag_scale + mag_offset. */
+static inline float draw_value(uint64_t r, uint64_t thr, float scale,
+                               float mag_scale, float mag_offset) {
+  const float below_one = 0x1.fffffep-1f;
+  float u = (float)r * scale;
+  u = u < below_one ? u : below_one;   /* r * scale can round up to 1 */
+  float v = u * mag_scale + mag_offset;
+  return r < thr ? v : 0.0f;
+}
+
+
+/* A uniform magnitude in [0, 1) (or [-1, 1)) from the top 24 of 32 bits. */
+static inline float draw_magnitude(const toy_draw *d, uint64_t r) {
+  return (float)(r >> 8) * 0x1.0p-24f * d->mag_scale + d->mag_offset;
+}
+
+
+/* Redraws the pair features of row (b, i), whose draws start at c0, over
+ * the independent values already in `row`. */
+static void draw_pairs(const toy_model *m, const toy_draw *d, uint64_t c0,
+                       int64_t i, float *row) {
   const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
-  /* Correlated pair: both present when the first feature's draw is
-   * below its probability. */
+  const float *p = m->feature_probability + i * m->n_features;
+  const uint64_t *thr = d->threshold + i * m->n_features;
+  /* Correlated pair k is draw k: the first feature keeps its independent
+   * value, and the second is present with it, with a magnitude from the
+   * high half. */
   for (int64_t k = 0; k < nc; k++) {
-    int64_t f = 2 * k;
-    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-    int on = presence(b0) < p[f];
-    row[f] = on ? magnitude(b0, symmetric) : 0.0f;
-    row[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
+    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
+    int on = (z & 0xFFFFFFFFu) < thr[2 * k];
+    row[2 * k + 1] = on ? draw_magnitude(d, z >> 32) : 0.0f;
   }
   /* Anticorrelated pair: one of the two is present with probability 2p
-   * (p of the first feature), each half of the time, so each is present
-   * with probability p and never both. */
-  for (int64_t k = 0; k < na; k++) {
-    int64_t f = 2 * (nc + k);
-    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-    int on = presence(b0) < 2.0f * p[f];
-    int first = presence(b1) < 0.5f;
-    row[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
-    row[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+   * (p of the first feature), the low bit of the high half says which,
+   * so each is present with probability p and never both. */
+  for (int64_t k = nc; k < nc + na; k++) {
+    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
+    uint64_t r = z & 0xFFFFFFFFu, hi = z >> 32;
+    int on = (double)r < 2.0 * (double)p[2 * k] * 0x1.0p32;
+    int first = (hi & 1u) == 0;
+    float v = draw_magnitude(d, hi);
+    row[2 * k] = on && first ? v : 0.0f;
+    row[2 * k + 1] = on && !first ? v : 0.0f;
   }
 }
 
 
-/* Draws n values as independent features: one hash each and no
- * branches, so the loop vectorises. */
-static inline void draw_independent(const toy_model *m, uint64_t seed,
-                                    uint64_t c0, const float *restrict p,
-                                    int64_t n, float *restrict out) {
-  const int symmetric = m->kind == TOY_COMPUTATION;
-  const float mag_scale = symmetric ? 2.0f : 1.0f;
-  const float mag_offset = symmetric ? -1.0f : 0.0f;
-  #pragma omp simd
-  for (int64_t e = 0; e < n; e++) {
-    uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
-    float u = (float)(bits >> 40) * 0x1.0p-24f;
-    float on = (float)(presence(bits) < p[e]);
-    out[e] = on * (u * mag_scale + mag_offset);
-  }
-}
-
-
-/* Writes row (b, i) of the batch `d` into row [F]; the same values
- * toy_generate_batch writes for that batch. */
+/* Writes row (b, i) of the batch into row [F]. */
 static void draw_row(const toy_model *m, const toy_draw *d, int64_t b,
-                     int64_t i, float *row) {
+                     int64_t i, float *restrict row) {
   const int64_t I = m->n_instances, F = m->n_features;
-  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * F);
-  const float *p = m->feature_probability + i * F;
-  draw_independent(m, d->seed, c0, p, F, row);
+  const int64_t Fh = draws_per_row(F), F2 = F / 2;
+  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * Fh);
+  const uint64_t *restrict thr = d->threshold + i * F;
+  const float *restrict scale = d->scale + i * F;
+  const uint64_t key = d->key;
+  const float mag_scale = d->mag_scale, mag_offset = d->mag_offset;
+  #pragma omp simd
+  for (int64_t j = 0; j < F2; j++) {
+    uint64_t z = draw_bits(key, c0 + (uint64_t)j);
+    row[2 * j] = draw_value(z & 0xFFFFFFFFu, thr[2 * j], scale[2 * j],
+                            mag_scale, mag_offset);
+    row[2 * j + 1] = draw_value(z >> 32, thr[2 * j + 1], scale[2 * j + 1],
+                                mag_scale, mag_offset);
+  }
+  if (F & 1) {
+    uint64_t z = draw_bits(key, c0 + (uint64_t)F2);
+    row[F - 1] = draw_value(z & 0xFFFFFFFFu, thr[F - 1], scale[F - 1],
+                            mag_scale, mag_offset);
+  }
   if (m->n_correlated_pairs + m->n_anticorrelated_pairs > 0)
-    draw_pairs(m, d->seed, c0, p, row);
+    draw_pairs(m, d, c0, i, row);
 }
 
 
 void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
   const int64_t I = m->n_instances, F = m->n_features, IF = I * F;
-  const int pairs = m->n_correlated_pairs + m->n_anticorrelated_pairs > 0;
-  const uint64_t seed = m->generator.seed;
-  const uint64_t base = generator_reserve(&m->generator,
-                                          (uint64_t)(batch * IF));
+  const toy_draw d = draw_start(m, batch);
 
   #pragma omp parallel for schedule(static) if (batch * IF > 32768)
-  for (int64_t b = 0; b < batch; b++) {
-    const uint64_t c0 = base + (uint64_t)(b * IF);
-    /* The whole [I, F] sample in one loop, which vectorises better than
-     * rows of a few features. */
-    draw_independent(m, seed, c0, m->feature_probability, IF, out + b * IF);
-    if (pairs)
-      for (int64_t i = 0; i < I; i++)
-        draw_pairs(m, seed, c0 + (uint64_t)(i * F),
-                   m->feature_probability + i * F, out + b * IF + i * F);
-  }
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < I; i++) draw_row(m, &d, b, i, out + b * IF + i * F);
 }
 
 
@@ -271,31 +317,39 @@ static void tile_load(const toy_model *m, int64_t i, const float *x,
     }
     return;
   }
-  /* Feature f of the tile is one vector of draws whose counters are I*F
-   * apart. */
-  const uint64_t stride = (uint64_t)(I * F);
-  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * F);
-  const float *p = m->feature_probability + i * F;
-  const int symmetric = m->kind == TOY_COMPUTATION;
-  const float mag_scale = symmetric ? 2.0f : 1.0f;
-  const float mag_offset = symmetric ? -1.0f : 0.0f;
-  for (int64_t f = 0; f < F; f++) {
-    const float pf = p[f];
-    float lanes[VL];
+  /* Features 2j and 2j + 1 of the tile are the two halves of one vector
+   * of draws whose counters are I * Fh apart. */
+  const int64_t Fh = draws_per_row(F);
+  const uint64_t stride = (uint64_t)(I * Fh);
+  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * Fh);
+  const uint64_t *thr = draw->threshold + i * F;
+  const float *scale = draw->scale + i * F;
+  const uint64_t key = draw->key;
+  const float mag_scale = draw->mag_scale;
+  const float mag_offset = draw->mag_offset;
+  for (int64_t j = 0; j < Fh; j++) {
+    const int64_t f = 2 * j, second = f + 1 < F;
+    const uint64_t thr0 = thr[f], thr1 = second ? thr[f + 1] : 0;
+    const float scale0 = scale[f], scale1 = second ? scale[f + 1] : 0.0f;
+    float lo[VL], hi[VL];
     #pragma omp simd
     for (int64_t t = 0; t < VL; t++) {
-      uint64_t bits = rng_bits(draw->seed,
-                               c0 + (uint64_t)t * stride + (uint64_t)f);
-      float u = (float)(bits >> 40) * 0x1.0p-24f;
-      float on = (float)(presence(bits) < pf && t < nt);
-      lanes[t] = on * (u * mag_scale + mag_offset);
+      uint64_t z = draw_bits(key, c0 + (uint64_t)t * stride + (uint64_t)j);
+      /* padding lanes get a zero threshold, so they stay 0 */
+      lo[t] = draw_value(z & 0xFFFFFFFFu, t < nt ? thr0 : 0, scale0,
+                         mag_scale, mag_offset);
+      hi[t] = draw_value(z >> 32, t < nt ? thr1 : 0, scale1, mag_scale,
+                         mag_offset);
     }
-    memcpy(&xt[f], lanes, sizeof lanes);
+    memcpy(&xt[f], lo, sizeof lo);
+    if (second) memcpy(&xt[f + 1], hi, sizeof hi);
   }
-  /* Pairs are redrawn sample by sample, as toy_generate_batch does. */
+  /* Pairs are redrawn sample by sample, over the independent values, as
+   * draw_row does. */
   int64_t np = 2 * (m->n_correlated_pairs + m->n_anticorrelated_pairs);
   for (int64_t t = 0; np > 0 && t < nt; t++) {
-    draw_pairs(m, draw->seed, c0 + (uint64_t)t * stride, p, row);
+    for (int64_t f = 0; f < np; f++) row[f] = xt[f][t];
+    draw_pairs(m, draw, c0 + (uint64_t)t * stride, i, row);
     for (int64_t f = 0; f < np; f++) xt[f][t] = row[f];
   }
 }
@@ -986,10 +1040,6 @@ double toy_backward(toy_model *m, const float *x, int64_t batch,
 
 
 double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss) {
-  toy_draw draw;
-  draw.seed = m->generator.seed;
-  draw.base = generator_reserve(&m->generator,
-                                (uint64_t)(batch * m->n_instances *
-                                           m->n_features));
+  const toy_draw draw = draw_start(m, batch);
   return backward(m, NULL, &draw, batch, inst_loss);
 }
