@@ -2,9 +2,10 @@
  * toy.c: batches, forward pass, loss and fused backward of the toy models
  * (see toy.h).
  *
- * Two backward passes share the work: narrow models go through tiles of
- * VL samples held as vectors (see "tile passes"), wider ones sample by
- * sample, skipping zeros (see "per-sample pass"). Threads split the
+ * Two backward passes share the work. Narrow models go through tiles of
+ * VL samples held as vectors (see "tile passes"). Wider ones choose per
+ * instance between dense tiles, the Gram matrix and a sample-by-sample
+ * pass that skips zeros (see "per-sample pass"). Threads split the
  * instances or fixed parts of the batch, and batches come from the
  * model's counter-based generator, so results are the same bit for bit
  * whatever the thread count.
@@ -640,16 +641,20 @@ typedef struct sparse_layout {
  * S = C + C^T, C = sum over samples of x d^T, which also needs only the
  * present features. Each present feature then costs two passes over F
  * outputs instead of work on H hidden units plus a dense decoder and
- * its gradient; counting operations puts the break-even near 2 H
- * present features per sample (an estimate), so denser instances keep
- * the hidden layer. */
+ * its gradient. Against the dense tiles (dense_unit) the break-even was
+ * near H present features per sample on a 100->20 model, so denser
+ * instances keep the hidden layer. */
 static int use_gram(const toy_model *m, int64_t i) {
   if (m->kind != TOY_LINEAR) return 0;
   double expected_present = 0.0;
   for (int64_t f = 0; f < m->n_features; f++)
     expected_present += m->feature_probability[i * m->n_features + f];
-  return expected_present <= 2.0 * (double)m->n_hidden;
+  return expected_present <= (double)m->n_hidden;
 }
+
+
+/* Floats of per-thread scratch that dense_unit needs. */
+static int64_t dense_thread_floats(int64_t Fp, int64_t Hp);
 
 
 static sparse_layout sparse_plan(const toy_model *m) {
@@ -671,6 +676,8 @@ static sparse_layout sparse_plan(const toy_model *m) {
   /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
   s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
   s.thread_idx = 2 * s.Fp + s.Hp;
+  if (dense_thread_floats(s.Fp, s.Hp) > s.thread)
+    s.thread = dense_thread_floats(s.Fp, s.Hp);
   if (m->kind == TOY_LINEAR) {
     /* Gram path: M [F][Fp], bias, imp2 [Fp]; CT [F][Fp], gdb [Fp], loss */
     int64_t gram_packed = s.F * s.Fp + 2 * s.Fp;
@@ -933,6 +940,198 @@ static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
 }
 
 
+/* Dense instances go through the batch in tiles of VL samples, one
+ * vfloat per feature or hidden unit as in the tile passes. Each product
+ * keeps a block of 8 accumulators in registers and streams the weights
+ * that sparse_pack laid out, one FMA per weight and tile. The weight
+ * gradients put the hidden units in lanes. The tile's h and dh are
+ * transposed to rows, then genc[f][k] += x[s][f] dh[s][k] and
+ * gdec[f][k] += d[s][f] h[s][k] run with x[s][f] and d[s][f] broadcast.
+ * The accumulators have the layout of sparse_unit's, so sparse_backward
+ * sums them into the gradients the same way. */
+
+#define DENSE_BLOCK 8
+
+
+static int64_t dense_thread_floats(int64_t Fp, int64_t Hp) {
+  /* xt, d, gbt [Fp] and h, dh [Hp] vfloats; hrow, dhrow [VL][Hp];
+   * row [Fp] */
+  return VL * (3 * Fp + 2 * Hp) + 2 * VL * Hp + Fp;
+}
+
+
+/* g[f][c..] += sum over lanes s of xs[f][s] * rows[s][c..] for f < F,
+ * with KV vectors of hidden units per row of g (stride Hp). */
+static inline void dense_outer(float *restrict g, const vfloat *restrict xs,
+                               const float *restrict rows, int64_t F,
+                               int64_t Hp, const int KV) {
+  int64_t f = 0;
+  for (; f + 4 <= F; f += 4) {
+    vfloat a[4][4] = { { { 0 } } };
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++)
+        a[u][v] = *(const vfloat *)(g + (f + u) * Hp + v * VL);
+    for (int s = 0; s < VL; s++) {
+      const float *r = rows + s * Hp;
+      #pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) {
+        const float xv = xs[f + u][s];
+        #pragma GCC unroll 4
+        for (int v = 0; v < KV; v++)
+          a[u][v] += xv * *(const vfloat *)(r + v * VL);
+      }
+    }
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++)
+        *(vfloat *)(g + (f + u) * Hp + v * VL) = a[u][v];
+  }
+  for (; f < F; f++)
+    for (int s = 0; s < VL; s++) {
+      const float xv = xs[f][s];
+      for (int v = 0; v < KV; v++)
+        *(vfloat *)(g + f * Hp + v * VL) +=
+            xv * *(const vfloat *)(rows + s * Hp + v * VL);
+    }
+}
+
+
+static void dense_outer_any(float *g, const vfloat *xs, const float *rows,
+                            int64_t F, int64_t Hp) {
+  switch (Hp / VL) {
+  case 1: dense_outer(g, xs, rows, F, Hp, 1); break;
+  case 2: dense_outer(g, xs, rows, F, Hp, 2); break;
+  case 3: dense_outer(g, xs, rows, F, Hp, 3); break;
+  case 4: dense_outer(g, xs, rows, F, Hp, 4); break;
+  default:
+    for (int64_t c = 0; c < Hp; c += 4 * VL) {
+      int64_t width = Hp - c < 4 * VL ? Hp - c : 4 * VL;
+      for (int64_t f = 0; f < F; f++)
+        for (int s = 0; s < VL; s++)
+          for (int64_t v = 0; v < width; v += VL)
+            *(vfloat *)(g + f * Hp + c + v) +=
+                xs[f][s] * *(const vfloat *)(rows + s * Hp + c + v);
+    }
+  }
+}
+
+
+/* out[k0 + u] = sum_j w[j * ld + k0 + u] * in[j] over j < n, for the
+ * blocks k0 of DENSE_BLOCK rows below `rows` (a multiple of the block),
+ * starting from init (NULL for zero). */
+static inline void dense_product(const float *restrict w, int64_t ld,
+                                 const vfloat *restrict in, int64_t n,
+                                 int64_t rows, const float *restrict init,
+                                 vfloat *restrict out) {
+  for (int64_t k0 = 0; k0 < rows; k0 += DENSE_BLOCK) {
+    vfloat a[DENSE_BLOCK];
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) {
+      const vfloat zero = { 0 };
+      a[u] = init != NULL ? zero + init[k0 + u] : zero;
+    }
+    for (int64_t j = 0; j < n; j++) {
+      const vfloat v = in[j];
+      const float *wj = w + j * ld + k0;
+      #pragma GCC unroll 8
+      for (int u = 0; u < DENSE_BLOCK; u++) a[u] += wj[u] * v;
+    }
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) out[k0 + u] = a[u];
+  }
+}
+
+
+/* sparse_unit for dense instances: runs samples [b0, b1) of instance i
+ * tile by tile with the same packed weights and accumulators. */
+static double dense_unit(const toy_model *m, const sparse_layout *s,
+                         int64_t i, const float *x, const toy_draw *draw,
+                         int64_t b0, int64_t b1, const float *packed,
+                         float *acc, float *tmp) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp, Hp = s->Hp;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const int absolute = m->kind == TOY_COMPUTATION;
+  const float *restrict enc = packed;
+  const float *restrict drow = s->two_acc ? enc + F * Hp : enc;
+  const float *restrict dec = drow + F * Hp;
+  const float *restrict bias = dec + H * Fp, *restrict imp2 = bias + Fp;
+  float *restrict genc = acc;
+  float *restrict gdec = s->two_acc ? acc + F * Hp : acc;
+  float *restrict gdb = acc + (s->two_acc ? 2 : 1) * F * Hp;
+  vfloat *restrict xt = (vfloat *)tmp, *restrict d = xt + Fp;
+  vfloat *restrict gbt = d + Fp, *restrict h = gbt + Fp, *restrict dh = h + Hp;
+  float *restrict hrow = (float *)(dh + Hp), *restrict dhrow = hrow + VL * Hp;
+  float *restrict row = dhrow + VL * Hp;
+  const vfloat zero = { 0 };
+  vfloat lane_index;
+  double loss = 0.0;
+
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+  for (int64_t f = 0; f < Fp; f++) xt[f] = d[f] = gbt[f] = zero;
+
+  for (int64_t bt = b0; bt < b1; bt += VL) {
+    const int64_t nt = b1 - bt < VL ? b1 - bt : VL;
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+    tile_load(m, i, x, draw, bt, nt, xt, row);
+
+    /* h = W1 x, then o = b_final + D h into d */
+    dense_product(enc, Hp, xt, F, Hp, NULL, h);
+    if (relu_hidden)
+      for (int64_t k = 0; k < Hp; k++) h[k] = where_positive(h[k], h[k]);
+    dense_product(dec, Fp, h, H, Fp, bias, d);
+
+    /* loss and d = dL/do, zero where the output ReLU is closed and in
+     * padding lanes */
+    vfloat tile_loss = zero;
+    for (int64_t f = 0; f < F; f++) {
+      vfloat target = xt[f];
+      if (absolute) target = (vfloat)((vmask)target & 0x7fffffff);
+      const vfloat o = d[f];
+      vfloat e = (where_positive(o, o) - target) * active;
+      tile_loss += imp2[f] * e * e;
+      d[f] = where_positive(o, imp2[f] * e);
+      gbt[f] += d[f];
+    }
+    for (int64_t f = F; f < Fp; f++) d[f] = zero;
+    loss += (double)lane_sum(tile_loss);
+
+    /* dh = D^T d through the hidden ReLU */
+    dense_product(drow, Hp, d, F, Hp, NULL, dh);
+    if (relu_hidden)
+      for (int64_t k = 0; k < Hp; k++) dh[k] = where_positive(h[k], dh[k]);
+
+    /* hidden units to rows, then the weight gradients */
+    for (int64_t k = 0; k < Hp; k++)
+      for (int t = 0; t < VL; t++) {
+        hrow[t * Hp + k] = h[k][t];
+        dhrow[t * Hp + k] = dh[k][t];
+      }
+    dense_outer_any(genc, xt, dhrow, F, Hp);
+    dense_outer_any(gdec, d, hrow, F, Hp);
+  }
+  for (int64_t f = 0; f < F; f++) gdb[f] += lane_sum(gbt[f]);
+  return loss;
+}
+
+
+/* Chooses the dense tiles over sparse_unit for instance i (not on the
+ * Gram path) from the expected count of present features. sparse_unit
+ * saves little on the output side, where most ReLUs are open early in
+ * training, so the dense tiles win down to a few present features.
+ * NOTE: the threshold H / 20 is where the two crossed on 100->20 and
+ * 100->40 models in their first steps (single thread, AVX-512). */
+static int use_dense(const toy_model *m, int64_t i) {
+  double expected_present = 0.0;
+  for (int64_t f = 0; f < m->n_features; f++)
+    expected_present += m->feature_probability[i * m->n_features + f];
+  return expected_present >= (double)m->n_hidden / 20.0;
+}
+
+
 static double sparse_backward(toy_model *m, const float *x,
                               const toy_draw *draw, int64_t batch,
                               double *inst_loss) {
@@ -969,9 +1168,14 @@ static double sparse_backward(toy_model *m, const float *x,
       int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
       float *a = acc + u * s.unit;
       memset(a, 0, (size_t)s.unit * sizeof(float));
-      double loss = (gram ? gram_unit : sparse_unit)(
-          m, &s, i, x, draw, b0, b1, own, a, tmp + tid * s.thread,
-          m->index_scratch + tid * s.thread_idx);
+      double loss;
+      if (!gram && use_dense(m, i))
+        loss = dense_unit(m, &s, i, x, draw, b0, b1, own, a,
+                          tmp + tid * s.thread);
+      else
+        loss = (gram ? gram_unit : sparse_unit)(
+            m, &s, i, x, draw, b0, b1, own, a, tmp + tid * s.thread,
+            m->index_scratch + tid * s.thread_idx);
       memcpy(a + s.unit - VL, &loss, sizeof loss);
     }
 
@@ -1018,8 +1222,8 @@ static double sparse_backward(toy_model *m, const float *x,
 }
 
 
-/* The batch-vectorised tiles win for tiny models; wider ones gain more
- * from skipping absent features and closed ReLUs. */
+/* The batch-vectorised tiles win for tiny models. Wider ones go through
+ * sparse_backward, which picks a kernel per instance. */
 static int use_sparse_pass(const toy_model *m) {
   return m->n_features >= 32 && m->n_hidden >= 8;
 }

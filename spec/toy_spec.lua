@@ -362,15 +362,19 @@ describe("sae.toy", function()
     end
 
     local wide_cases = {
+      -- dense instances go through tiles of samples
       { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
+      -- very sparse ones sample by sample, skipping absent features
+      { "neuron", 0.01 }, { "computation", 0.01 },
     }
     for _, case in ipairs(wide_cases) do
       local kind, probability = case[1], case[2]
       it("matches finite differences on a wide model (" .. kind
         .. ", feature probability " .. probability .. ")", function()
-        -- Wide models take the per-sample pass that skips zeros.
+        -- Wide models take the dense tiles, the Gram path or the
+        -- per-sample pass, by feature probability.
         local model, x = random_case(kind, 33, 5, 2, 40, 9, probability)
         for f = 1, 40 do              -- samples with no feature present
           x[2][1][f] = 0
