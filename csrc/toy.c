@@ -1069,20 +1069,54 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
   vfloat lane_index;
   double loss = 0.0;
 
+  /* The products run over H8 hidden units and F8 outputs, H and F
+   * rounded up to the block, and the hidden units from H8 to Hp stay 0. */
+  const int64_t H8 = (H + DENSE_BLOCK - 1) / DENSE_BLOCK * DENSE_BLOCK;
+  const int64_t F8 = (F + DENSE_BLOCK - 1) / DENSE_BLOCK * DENSE_BLOCK;
   for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
   for (int64_t f = 0; f < Fp; f++) xt[f] = d[f] = gbt[f] = zero;
+  for (int64_t k = 0; k < Hp; k++) h[k] = dh[k] = zero;
 
-  for (int64_t bt = b0; bt < b1; bt += VL) {
-    const int64_t nt = b1 - bt < VL ? b1 - bt : VL;
+  /* Samples with no feature present only reach b_final. Where they are
+   * common, they are counted and left out of the tiles, which are then
+   * filled row by row; otherwise tile_load draws whole tiles. */
+  double p_empty = 1.0;
+  for (int64_t f = 0; f < F; f++)
+    p_empty *= 1.0 - (double)m->feature_probability[i * F + f];
+  const int skip_empty = p_empty > 0.1;
+  int64_t empty = 0;
+  for (int64_t bt = b0; bt < b1;) {
+    int64_t nt = 0;
+    if (!skip_empty) {
+      nt = b1 - bt < VL ? b1 - bt : VL;
+      tile_load(m, i, x, draw, bt, nt, xt, row);
+      bt += nt;
+    } else {
+      for (; nt < VL && bt < b1; bt++) {
+        if (draw != NULL) draw_row(m, draw, bt, i, row);
+        else memcpy(row, x + (bt * m->n_instances + i) * F,
+                    (size_t)F * sizeof(float));
+        int present = 0;
+        for (int64_t f = 0; f < F; f++) present += row[f] != 0.0f;
+        if (present == 0) {
+          empty++;
+          continue;
+        }
+        for (int64_t f = 0; f < F; f++) xt[f][nt] = row[f];
+        nt++;
+      }
+      if (nt == 0) break;
+      for (int64_t f = 0; f < F; f++)
+        for (int64_t t = nt; t < VL; t++) xt[f][t] = 0.0f;
+    }
     const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
                                    (lane_index < (float)nt));
-    tile_load(m, i, x, draw, bt, nt, xt, row);
 
     /* h = W1 x, then o = b_final + D h into d */
-    dense_product(enc, Hp, xt, F, Hp, NULL, h);
+    dense_product(enc, Hp, xt, F, H8, NULL, h);
     if (relu_hidden)
-      for (int64_t k = 0; k < Hp; k++) h[k] = where_positive(h[k], h[k]);
-    dense_product(dec, Fp, h, H, Fp, bias, d);
+      for (int64_t k = 0; k < H8; k++) h[k] = where_positive(h[k], h[k]);
+    dense_product(dec, Fp, h, H, F8, bias, d);
 
     /* loss and d = dL/do, zero where the output ReLU is closed and in
      * padding lanes */
@@ -1100,9 +1134,9 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
     loss += (double)lane_sum(tile_loss);
 
     /* dh = D^T d through the hidden ReLU */
-    dense_product(drow, Hp, d, F, Hp, NULL, dh);
+    dense_product(drow, Hp, d, F, H8, NULL, dh);
     if (relu_hidden)
-      for (int64_t k = 0; k < Hp; k++) dh[k] = where_positive(h[k], dh[k]);
+      for (int64_t k = 0; k < H8; k++) dh[k] = where_positive(h[k], dh[k]);
 
     /* hidden units to rows, then the weight gradients */
     for (int64_t k = 0; k < Hp; k++)
@@ -1114,7 +1148,7 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
     dense_outer_any(gdec, d, hrow, F, Hp);
   }
   for (int64_t f = 0; f < F; f++) gdb[f] += lane_sum(gbt[f]);
-  return loss;
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
 }
 
 

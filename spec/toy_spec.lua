@@ -362,8 +362,10 @@ describe("sae.toy", function()
     end
 
     local wide_cases = {
-      -- dense instances go through tiles of samples
+      -- dense instances go through tiles of samples, leaving out the
+      -- samples with no feature present when those are common
       { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
+      { "neuron", 0.03 }, { "computation", 0.03 },
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
       -- very sparse ones sample by sample, skipping absent features
