@@ -955,8 +955,8 @@ static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
 
 static int64_t dense_thread_floats(int64_t Fp, int64_t Hp) {
   /* xt, d, gbt [Fp] and h, dh [Hp] vfloats; hrow, dhrow [VL][Hp];
-   * row [Fp] */
-  return VL * (3 * Fp + 2 * Hp) + 2 * VL * Hp + Fp;
+   * row [Fp]; present [Fp] indices */
+  return VL * (3 * Fp + 2 * Hp) + 2 * VL * Hp + 2 * Fp;
 }
 
 
@@ -1045,6 +1045,105 @@ static inline void dense_product(const float *restrict w, int64_t ld,
 }
 
 
+/* dense_outer over the n rows f = idx[j] only, four at a time. */
+static inline void dense_outer_indexed(float *restrict g,
+                                       const vfloat *restrict xs,
+                                       const float *restrict rows,
+                                       const int32_t *restrict idx,
+                                       int64_t n, int64_t Hp, const int KV) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    float *gr[4];
+    const float *xr[4];
+    vfloat a[4][4] = { { { 0 } } };
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+      gr[u] = g + idx[j + u] * Hp;
+      xr[u] = (const float *)&xs[idx[j + u]];
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++) a[u][v] = *(const vfloat *)(gr[u] + v * VL);
+    }
+    for (int s = 0; s < VL; s++) {
+      const float *r = rows + s * Hp;
+      #pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) {
+        const float xv = xr[u][s];
+        #pragma GCC unroll 4
+        for (int v = 0; v < KV; v++)
+          a[u][v] += xv * *(const vfloat *)(r + v * VL);
+      }
+    }
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++) *(vfloat *)(gr[u] + v * VL) = a[u][v];
+  }
+  for (; j < n; j++)
+    for (int s = 0; s < VL; s++) {
+      const float xv = xs[idx[j]][s];
+      for (int v = 0; v < KV; v++)
+        *(vfloat *)(g + idx[j] * Hp + v * VL) +=
+            xv * *(const vfloat *)(rows + s * Hp + v * VL);
+    }
+}
+
+
+static void dense_outer_indexed_any(float *g, const vfloat *xs,
+                                    const float *rows, const int32_t *idx,
+                                    int64_t n, int64_t Hp) {
+  switch (Hp / VL) {
+  case 1: dense_outer_indexed(g, xs, rows, idx, n, Hp, 1); break;
+  case 2: dense_outer_indexed(g, xs, rows, idx, n, Hp, 2); break;
+  case 3: dense_outer_indexed(g, xs, rows, idx, n, Hp, 3); break;
+  case 4: dense_outer_indexed(g, xs, rows, idx, n, Hp, 4); break;
+  default:
+    for (int64_t j = 0; j < n; j++)
+      for (int s = 0; s < VL; s++)
+        for (int64_t c = 0; c < Hp; c += VL)
+          *(vfloat *)(g + idx[j] * Hp + c) +=
+              xs[idx[j]][s] * *(const vfloat *)(rows + s * Hp + c);
+  }
+}
+
+
+/* dense_product over the n inputs f = idx[j] only, from zero. */
+static void dense_product_indexed(const float *restrict w, int64_t ld,
+                                  const vfloat *restrict in,
+                                  const int32_t *restrict idx, int64_t n,
+                                  int64_t rows, vfloat *restrict out) {
+  for (int64_t k0 = 0; k0 < rows; k0 += DENSE_BLOCK) {
+    vfloat a[DENSE_BLOCK] = { { 0 } };
+    for (int64_t j = 0; j < n; j++) {
+      const vfloat v = in[idx[j]];
+      const float *wf = w + idx[j] * ld + k0;
+      #pragma GCC unroll 8
+      for (int u = 0; u < DENSE_BLOCK; u++) a[u] += wf[u] * v;
+    }
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) out[k0 + u] = a[u];
+  }
+}
+
+
+/* Writes the features f < F with a nonzero value in some lane of xt to
+ * idx and returns their count. */
+static int64_t tile_present(const vfloat *xt, int64_t F, int32_t *idx) {
+  int64_t n = 0;
+  for (int64_t f = 0; f < F; f++) {
+#ifdef __AVX512F__
+    __m512 v = _mm512_load_ps((const float *)&xt[f]);
+    int any = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0;
+#else
+    int any = 0;
+    for (int t = 0; t < VL; t++) any |= xt[f][t] != 0.0f;
+#endif
+    idx[n] = (int32_t)f;
+    n += any;
+  }
+  return n;
+}
+
+
 /* sparse_unit for dense instances: runs samples [b0, b1) of instance i
  * tile by tile with the same packed weights and accumulators. */
 static double dense_unit(const toy_model *m, const sparse_layout *s,
@@ -1065,6 +1164,7 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
   vfloat *restrict gbt = d + Fp, *restrict h = gbt + Fp, *restrict dh = h + Hp;
   float *restrict hrow = (float *)(dh + Hp), *restrict dhrow = hrow + VL * Hp;
   float *restrict row = dhrow + VL * Hp;
+  int32_t *restrict present = (int32_t *)(row + Fp);
   const vfloat zero = { 0 };
   vfloat lane_index;
   double loss = 0.0;
@@ -1096,9 +1196,9 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
         if (draw != NULL) draw_row(m, draw, bt, i, row);
         else memcpy(row, x + (bt * m->n_instances + i) * F,
                     (size_t)F * sizeof(float));
-        int present = 0;
-        for (int64_t f = 0; f < F; f++) present += row[f] != 0.0f;
-        if (present == 0) {
+        int nonzero = 0;
+        for (int64_t f = 0; f < F; f++) nonzero += row[f] != 0.0f;
+        if (nonzero == 0) {
           empty++;
           continue;
         }
@@ -1113,7 +1213,10 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
                                    (lane_index < (float)nt));
 
     /* h = W1 x, then o = b_final + D h into d */
-    dense_product(enc, Hp, xt, F, H8, NULL, h);
+    /* The input side skips features absent from the whole tile. */
+    const int64_t np = tile_present(xt, F, present);
+    if (np < F) dense_product_indexed(enc, Hp, xt, present, np, H8, h);
+    else dense_product(enc, Hp, xt, F, H8, NULL, h);
     if (relu_hidden)
       for (int64_t k = 0; k < H8; k++) h[k] = where_positive(h[k], h[k]);
     dense_product(dec, Fp, h, H, F8, bias, d);
@@ -1144,7 +1247,8 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
         hrow[t * Hp + k] = h[k][t];
         dhrow[t * Hp + k] = dh[k][t];
       }
-    dense_outer_any(genc, xt, dhrow, F, Hp);
+    if (np < F) dense_outer_indexed_any(genc, xt, dhrow, present, np, Hp);
+    else dense_outer_any(genc, xt, dhrow, F, Hp);
     dense_outer_any(gdec, d, hrow, F, Hp);
   }
   for (int64_t f = 0; f < F; f++) gdb[f] += lane_sum(gbt[f]);
@@ -1155,14 +1259,16 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
 /* Chooses the dense tiles over sparse_unit for instance i (not on the
  * Gram path) from the expected count of present features. sparse_unit
  * saves little on the output side, where most ReLUs are open early in
- * training, so the dense tiles win down to a few present features.
- * NOTE: the threshold H / 20 is where the two crossed on 100->20 and
- * 100->40 models in their first steps (single thread, AVX-512). */
+ * training, and the dense tiles leave out empty samples and absent
+ * features, so they win unless most samples are empty.
+ * NOTE: the threshold 0.4 is where the two crossed on 100->20 neuron and
+ * 100->40 computation models in their first steps (single thread,
+ * AVX-512). */
 static int use_dense(const toy_model *m, int64_t i) {
   double expected_present = 0.0;
   for (int64_t f = 0; f < m->n_features; f++)
     expected_present += m->feature_probability[i * m->n_features + f];
-  return expected_present >= (double)m->n_hidden / 20.0;
+  return expected_present >= 0.4;
 }
 
 

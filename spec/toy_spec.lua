@@ -369,7 +369,7 @@ describe("sae.toy", function()
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
       -- very sparse ones sample by sample, skipping absent features
-      { "neuron", 0.01 }, { "computation", 0.01 },
+      { "neuron", 0.005 }, { "computation", 0.005 },
     }
     for _, case in ipairs(wide_cases) do
       local kind, probability = case[1], case[2]
