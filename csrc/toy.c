@@ -470,6 +470,114 @@ static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
 }
 
 
+/* tile_instance_backward for F <= 8 features and H <= 3 hidden units
+ * known at compile time: every loop has constant bounds, so the
+ * gradient sums, tile values and weights stay in registers instead of
+ * the scratch vectors. The same operations in the same order, so the
+ * results match the generic kernel. */
+static inline __attribute__((always_inline)) double
+tile_small(toy_model *m, int64_t i, const float *x, const toy_draw *draw,
+           int64_t batch, vfloat *scratch, const int F, const int H) {
+  const int computation = m->kind == TOY_COMPUTATION;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const float *W1 = m->W1 + i * H * F;
+  const float *W2 = computation ? m->W2 + i * F * H : NULL;
+  const float *imp = m->importance + i * F;
+  const float *bias = m->b_final + i * F;
+  const float scale2 = 2.0f / (float)(batch * F);
+  const vfloat zero = { 0 };
+  vfloat *xt = scratch;
+  float *row = (float *)(scratch + 8);
+  float w[3][8], dw[8][3], b[8], impf[8], impd[8];
+  vfloat gW1[3][8], gW2[8][3], gb[8], loss = zero, lane_index;
+
+  for (int k = 0; k < H; k++)
+    for (int f = 0; f < F; f++) {
+      w[k][f] = W1[k * F + f];
+      dw[f][k] = computation ? W2[f * H + k] : W1[k * F + f];
+      gW1[k][f] = zero;
+      gW2[f][k] = zero;
+    }
+  for (int f = 0; f < F; f++) {
+    b[f] = bias[f];
+    impf[f] = imp[f];
+    impd[f] = imp[f] * scale2;
+    gb[f] = zero;
+  }
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+
+  for (int64_t b0 = 0; b0 < batch; b0 += VL) {
+    const int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+    vfloat xv[8], h[3], d[8], dh[3];
+    tile_load(m, i, x, draw, b0, nt, xt, row);
+    for (int f = 0; f < F; f++) xv[f] = xt[f];
+
+    for (int k = 0; k < H; k++) {
+      vfloat a = zero;
+      for (int f = 0; f < F; f++) a += w[k][f] * xv[f];
+      h[k] = relu_hidden ? where_positive(a, a) : a;
+    }
+    for (int f = 0; f < F; f++) {
+      vfloat o = zero + b[f];
+      for (int k = 0; k < H; k++) o += dw[f][k] * h[k];
+      vfloat target = xv[f];
+      if (computation) target = (vfloat)((vmask)target & 0x7fffffff);
+      vfloat e = (where_positive(o, o) - target) * active;
+      loss += impf[f] * e * e;
+      d[f] = where_positive(o, impd[f] * e);
+      gb[f] += d[f];
+    }
+    for (int k = 0; k < H; k++) dh[k] = zero;
+    for (int f = 0; f < F; f++)
+      for (int k = 0; k < H; k++) {
+        if (computation) gW2[f][k] += d[f] * h[k];
+        else gW1[k][f] += d[f] * h[k];
+        dh[k] += dw[f][k] * d[f];
+      }
+    for (int k = 0; k < H; k++) {
+      vfloat g = relu_hidden ? where_positive(h[k], dh[k]) : dh[k];
+      for (int f = 0; f < F; f++) gW1[k][f] += g * xv[f];
+    }
+  }
+
+  float *dW1 = m->dW1 + i * H * F, *db = m->db_final + i * F;
+  for (int k = 0; k < H; k++)
+    for (int f = 0; f < F; f++) dW1[k * F + f] += lane_sum(gW1[k][f]);
+  if (computation) {
+    float *dW2 = m->dW2 + i * F * H;
+    for (int f = 0; f < F; f++)
+      for (int k = 0; k < H; k++) dW2[f * H + k] += lane_sum(gW2[f][k]);
+  }
+  for (int f = 0; f < F; f++) db[f] += lane_sum(gb[f]);
+  return (double)lane_sum(loss);
+}
+
+
+#define TILE_SMALL_CASE(f, h)                                          \
+  case (f) * 4 + (h):                                                  \
+    *sum = tile_small(m, i, x, draw, batch, scratch, f, h);            \
+    return 1;
+
+#define TILE_SMALL_ROW(f)                                              \
+  TILE_SMALL_CASE(f, 1) TILE_SMALL_CASE(f, 2) TILE_SMALL_CASE(f, 3)
+
+/* Runs tile_small when an instance of it fits the model and stores the
+ * instance's sum of importance * error^2 in *sum; returns 0 otherwise. */
+static int tile_small_backward(toy_model *m, int64_t i, const float *x,
+                               const toy_draw *draw, int64_t batch,
+                               vfloat *scratch, double *sum) {
+  if (m->n_features > 8 || m->n_hidden > 3) return 0;
+  switch (m->n_features * 4 + m->n_hidden) {
+    TILE_SMALL_ROW(1) TILE_SMALL_ROW(2) TILE_SMALL_ROW(3) TILE_SMALL_ROW(4)
+    TILE_SMALL_ROW(5) TILE_SMALL_ROW(6) TILE_SMALL_ROW(7) TILE_SMALL_ROW(8)
+  default:
+    return 0;
+  }
+}
+
+
 /* Backward of all tiles of instance i: adds the gradients to the model's
  * and returns the sum of importance * error^2. */
 static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
@@ -487,6 +595,9 @@ static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
   vfloat *loss = gb + F;
   float *row = (float *)(loss + 1);
   vfloat lane_index;
+  double small_sum;
+  if (tile_small_backward(m, i, x, draw, batch, scratch, &small_sum))
+    return small_sum;
   for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
 
   for (int64_t k = 0; k < 2 * H * F + F + 1; k++) gW1[k] = zero;
