@@ -470,11 +470,11 @@ static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
 }
 
 
-/* tile_instance_backward for F <= 8 features and H <= 3 hidden units
- * known at compile time: every loop has constant bounds, so the
+/* Computes tile_instance_backward for F <= 8 features and H <= 3 hidden
+ * units known at compile time. Every loop has constant bounds, so the
  * gradient sums, tile values and weights stay in registers instead of
- * the scratch vectors. The same operations in the same order, so the
- * results match the generic kernel. */
+ * the scratch vectors. It sums in the generic kernel's order, so the
+ * two agree up to float rounding. */
 static inline __attribute__((always_inline)) double
 tile_small(toy_model *m, int64_t i, const float *x, const toy_draw *draw,
            int64_t batch, vfloat *scratch, const int F, const int H) {
