@@ -1071,60 +1071,96 @@ static int64_t dense_thread_floats(int64_t Fp, int64_t Hp) {
 }
 
 
-/* g[f][c..] += sum over lanes s of xs[f][s] * rows[s][c..] for f < F,
- * with KV vectors of hidden units per row of g (stride Hp). */
-static inline void dense_outer(float *restrict g, const vfloat *restrict xs,
-                               const float *restrict rows, int64_t F,
-                               int64_t Hp, const int KV) {
-  int64_t f = 0;
-  for (; f + 4 <= F; f += 4) {
+/* Half a vfloat, for hidden sizes that end halfway through a vector. */
+typedef float hfloat __attribute__((vector_size(VL / 2 * sizeof(float))));
+
+
+/* g[f][c..] += sum over lanes s of xs[f][s] * rows[s][c..] for the n
+ * rows f = idx[j] (f = j unless INDEXED), over KV vectors and HALF a
+ * vector of hidden units per row of g (stride Hp). Callers pass
+ * constants for INDEXED, KV and HALF, so each case compiles to its own
+ * loop with the sums in registers. */
+static inline __attribute__((always_inline)) void
+dense_outer(float *restrict g, const vfloat *restrict xs,
+            const float *restrict rows, const int32_t *restrict idx,
+            int64_t n, int64_t Hp, const int INDEXED, const int KV,
+            const int HALF) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    float *gr[4];
+    const float *xr[4];
     vfloat a[4][4] = { { { 0 } } };
+    hfloat ah[4] = { { 0 } };
     #pragma GCC unroll 4
-    for (int u = 0; u < 4; u++)
+    for (int u = 0; u < 4; u++) {
+      const int64_t f = INDEXED ? idx[j + u] : j + u;
+      gr[u] = g + f * Hp;
+      xr[u] = (const float *)&xs[f];
       #pragma GCC unroll 4
-      for (int v = 0; v < KV; v++)
-        a[u][v] = *(const vfloat *)(g + (f + u) * Hp + v * VL);
+      for (int v = 0; v < KV; v++) a[u][v] = *(const vfloat *)(gr[u] + v * VL);
+      if (HALF) ah[u] = *(const hfloat *)(gr[u] + KV * VL);
+    }
     for (int s = 0; s < VL; s++) {
       const float *r = rows + s * Hp;
       #pragma GCC unroll 4
       for (int u = 0; u < 4; u++) {
-        const float xv = xs[f + u][s];
+        const float xv = xr[u][s];
         #pragma GCC unroll 4
         for (int v = 0; v < KV; v++)
           a[u][v] += xv * *(const vfloat *)(r + v * VL);
+        if (HALF) ah[u] += xv * *(const hfloat *)(r + KV * VL);
       }
     }
     #pragma GCC unroll 4
-    for (int u = 0; u < 4; u++)
+    for (int u = 0; u < 4; u++) {
       #pragma GCC unroll 4
-      for (int v = 0; v < KV; v++)
-        *(vfloat *)(g + (f + u) * Hp + v * VL) = a[u][v];
+      for (int v = 0; v < KV; v++) *(vfloat *)(gr[u] + v * VL) = a[u][v];
+      if (HALF) *(hfloat *)(gr[u] + KV * VL) = ah[u];
+    }
   }
-  for (; f < F; f++)
+  for (; j < n; j++) {
+    const int64_t f = INDEXED ? idx[j] : j;
     for (int s = 0; s < VL; s++) {
       const float xv = xs[f][s];
       for (int v = 0; v < KV; v++)
         *(vfloat *)(g + f * Hp + v * VL) +=
             xv * *(const vfloat *)(rows + s * Hp + v * VL);
+      if (HALF)
+        *(hfloat *)(g + f * Hp + KV * VL) +=
+            xv * *(const hfloat *)(rows + s * Hp + KV * VL);
     }
+  }
 }
 
 
+#define DENSE_OUTER_CASE(h8, kv, half)                                  \
+  case h8:                                                              \
+    if (idx != NULL) dense_outer(g, xs, rows, idx, n, Hp, 1, kv, half); \
+    else dense_outer(g, xs, rows, NULL, n, Hp, 0, kv, half);            \
+    return;
+
+/* Runs dense_outer over the first H8 hidden units (H rounded up to 8;
+ * the rest of each row of g is left alone), with idx NULL for all of
+ * the first n rows. */
 static void dense_outer_any(float *g, const vfloat *xs, const float *rows,
-                            int64_t F, int64_t Hp) {
-  switch (Hp / VL) {
-  case 1: dense_outer(g, xs, rows, F, Hp, 1); break;
-  case 2: dense_outer(g, xs, rows, F, Hp, 2); break;
-  case 3: dense_outer(g, xs, rows, F, Hp, 3); break;
-  case 4: dense_outer(g, xs, rows, F, Hp, 4); break;
+                            const int32_t *idx, int64_t n, int64_t Hp,
+                            int64_t H8) {
+  switch (H8) {
+    DENSE_OUTER_CASE(8, 0, 1)
+    DENSE_OUTER_CASE(16, 1, 0)
+    DENSE_OUTER_CASE(24, 1, 1)
+    DENSE_OUTER_CASE(32, 2, 0)
+    DENSE_OUTER_CASE(40, 2, 1)
+    DENSE_OUTER_CASE(48, 3, 0)
+    DENSE_OUTER_CASE(56, 3, 1)
+    DENSE_OUTER_CASE(64, 4, 0)
   default:
-    for (int64_t c = 0; c < Hp; c += 4 * VL) {
-      int64_t width = Hp - c < 4 * VL ? Hp - c : 4 * VL;
-      for (int64_t f = 0; f < F; f++)
-        for (int s = 0; s < VL; s++)
-          for (int64_t v = 0; v < width; v += VL)
-            *(vfloat *)(g + f * Hp + c + v) +=
-                xs[f][s] * *(const vfloat *)(rows + s * Hp + c + v);
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t f = idx != NULL ? idx[j] : j;
+      for (int s = 0; s < VL; s++)
+        for (int64_t c = 0; c < Hp; c += VL)
+          *(vfloat *)(g + f * Hp + c) +=
+              xs[f][s] * *(const vfloat *)(rows + s * Hp + c);
     }
   }
 }
@@ -1152,67 +1188,6 @@ static inline void dense_product(const float *restrict w, int64_t ld,
     }
     #pragma GCC unroll 8
     for (int u = 0; u < DENSE_BLOCK; u++) out[k0 + u] = a[u];
-  }
-}
-
-
-/* dense_outer over the n rows f = idx[j] only, four at a time. */
-static inline void dense_outer_indexed(float *restrict g,
-                                       const vfloat *restrict xs,
-                                       const float *restrict rows,
-                                       const int32_t *restrict idx,
-                                       int64_t n, int64_t Hp, const int KV) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    float *gr[4];
-    const float *xr[4];
-    vfloat a[4][4] = { { { 0 } } };
-    #pragma GCC unroll 4
-    for (int u = 0; u < 4; u++) {
-      gr[u] = g + idx[j + u] * Hp;
-      xr[u] = (const float *)&xs[idx[j + u]];
-      #pragma GCC unroll 4
-      for (int v = 0; v < KV; v++) a[u][v] = *(const vfloat *)(gr[u] + v * VL);
-    }
-    for (int s = 0; s < VL; s++) {
-      const float *r = rows + s * Hp;
-      #pragma GCC unroll 4
-      for (int u = 0; u < 4; u++) {
-        const float xv = xr[u][s];
-        #pragma GCC unroll 4
-        for (int v = 0; v < KV; v++)
-          a[u][v] += xv * *(const vfloat *)(r + v * VL);
-      }
-    }
-    #pragma GCC unroll 4
-    for (int u = 0; u < 4; u++)
-      #pragma GCC unroll 4
-      for (int v = 0; v < KV; v++) *(vfloat *)(gr[u] + v * VL) = a[u][v];
-  }
-  for (; j < n; j++)
-    for (int s = 0; s < VL; s++) {
-      const float xv = xs[idx[j]][s];
-      for (int v = 0; v < KV; v++)
-        *(vfloat *)(g + idx[j] * Hp + v * VL) +=
-            xv * *(const vfloat *)(rows + s * Hp + v * VL);
-    }
-}
-
-
-static void dense_outer_indexed_any(float *g, const vfloat *xs,
-                                    const float *rows, const int32_t *idx,
-                                    int64_t n, int64_t Hp) {
-  switch (Hp / VL) {
-  case 1: dense_outer_indexed(g, xs, rows, idx, n, Hp, 1); break;
-  case 2: dense_outer_indexed(g, xs, rows, idx, n, Hp, 2); break;
-  case 3: dense_outer_indexed(g, xs, rows, idx, n, Hp, 3); break;
-  case 4: dense_outer_indexed(g, xs, rows, idx, n, Hp, 4); break;
-  default:
-    for (int64_t j = 0; j < n; j++)
-      for (int s = 0; s < VL; s++)
-        for (int64_t c = 0; c < Hp; c += VL)
-          *(vfloat *)(g + idx[j] * Hp + c) +=
-              xs[idx[j]][s] * *(const vfloat *)(rows + s * Hp + c);
   }
 }
 
@@ -1358,9 +1333,8 @@ static double dense_unit(const toy_model *m, const sparse_layout *s,
         hrow[t * Hp + k] = h[k][t];
         dhrow[t * Hp + k] = dh[k][t];
       }
-    if (np < F) dense_outer_indexed_any(genc, xt, dhrow, present, np, Hp);
-    else dense_outer_any(genc, xt, dhrow, F, Hp);
-    dense_outer_any(gdec, d, hrow, F, Hp);
+    dense_outer_any(genc, xt, dhrow, np < F ? present : NULL, np, Hp, H8);
+    dense_outer_any(gdec, d, hrow, NULL, F, Hp, H8);
   }
   for (int64_t f = 0; f < F; f++) gdb[f] += lane_sum(gbt[f]);
   return loss + add_empty_samples(empty, F, bias, imp2, gdb);

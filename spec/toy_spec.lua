@@ -366,18 +366,21 @@ describe("sae.toy", function()
       -- samples with no feature present when those are common
       { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
       { "neuron", 0.03 }, { "computation", 0.03 },
+      -- 20 hidden units end halfway through a vector of 16
+      { "linear", 1, 20 },
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
       -- very sparse ones sample by sample, skipping absent features
       { "neuron", 0.005 }, { "computation", 0.005 },
     }
     for _, case in ipairs(wide_cases) do
-      local kind, probability = case[1], case[2]
+      local kind, probability, hidden = case[1], case[2], case[3] or 9
       it("matches finite differences on a wide model (" .. kind
-        .. ", feature probability " .. probability .. ")", function()
+        .. ", feature probability " .. probability .. ", " .. hidden
+        .. " hidden)", function()
         -- Wide models take the dense tiles, the Gram path or the
         -- per-sample pass, by feature probability.
-        local model, x = random_case(kind, 33, 5, 2, 40, 9, probability)
+        local model, x = random_case(kind, 33, 5, 2, 40, hidden, probability)
         for f = 1, 40 do              -- samples with no feature present
           x[2][1][f] = 0
           x[4][2][f] = 0
