@@ -13,9 +13,17 @@ OPENBLAS_INCDIR ?= /usr/include/x86_64-linux-gnu
 OPENBLAS_LIBDIR ?= /usr/lib/x86_64-linux-gnu
 BLAS_LIBS ?= -lopenblas
 CC ?= cc
+# OPTFLAGS and ARCHFLAGS stay apart from CFLAGS so that a CFLAGS given by
+# luarocks ("-O2 -fPIC") adds to them instead of dropping -march=native,
+# which the toy-model and SAE kernels need to vectorise. A build for other
+# machines sets ARCHFLAGS to a portable target such as -march=x86-64-v2.
+OPTFLAGS ?= -O2 -fno-math-errno
 ARCHFLAGS ?= -march=native
-CFLAGS ?= -O2 $(ARCHFLAGS) -fno-math-errno
-WARNINGS = -Wall -Wextra
+CFLAGS ?=
+# -Wno-psabi: GCC notes that passing wide vector types between static
+# functions would change the ABI without AVX-512; nothing crosses the
+# library's boundary that way.
+WARNINGS = -Wall -Wextra -Wno-psabi
 LIBFLAG ?= -shared
 OPENMP ?= -fopenmp
 # Keeps core.so (and so libgomp) mapped when lua_close unloads the module;
@@ -30,7 +38,8 @@ SRC = $(wildcard csrc/*.c)
 HDR = $(wildcard csrc/*.h)
 BUILD ?= build
 OBJ = $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
-ALL_CFLAGS = -std=gnu11 -fPIC $(CFLAGS) $(WARNINGS) $(OPENMP) \
+ALL_CFLAGS = -std=gnu11 -fPIC $(OPTFLAGS) $(ARCHFLAGS) $(CFLAGS) $(WARNINGS) \
+	$(OPENMP) \
 	-I$(LUA_INCDIR) -I$(OPENBLAS_INCDIR)
 
 TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" \
@@ -67,8 +76,8 @@ bench: all
 	$(TEST_ENV) $(LUA) bench/run.lua
 
 install: all
-	mkdir -p $(DESTDIR)$(LUADIR)/sae $(DESTDIR)$(LIBDIR)/sae
-	cp lua/sae/*.lua $(DESTDIR)$(LUADIR)/sae/
+	mkdir -p $(DESTDIR)$(LUADIR) $(DESTDIR)$(LIBDIR)/sae
+	cp -R lua/sae $(DESTDIR)$(LUADIR)/
 	cp $(BUILD)/sae/core.so $(DESTDIR)$(LIBDIR)/sae/
 
 clean:

@@ -879,6 +879,10 @@ static int l_index(lua_State *L) {
     select_into(v, t, 0, i);
     return 1;
   }
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "index: expected an integer index or a method name, "
+                      "got %s (use narrow, select or index_select for "
+                      "slices)", luaL_typename(L, 2));
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   return 1;

@@ -3,10 +3,10 @@
 -- How many hidden dimensions does each feature get? Dimensions per
 -- feature, n_hidden / ||W||²_F, is 1 when every represented feature has a
 -- dimension to itself and falls as features crowd into superposition.
--- It does not fall smoothly: it sticks at 1/2 (antipodal pairs share a
--- dimension) and 2/5 (pentagons share two dimensions among five). The
--- feature dimensionality ||W_i||² / Σ_j (Ŵ_i·W_j)² shows the same per
--- feature.
+-- It does not fall smoothly. It sticks at 1/2, where antipodal pairs
+-- share a dimension, and then passes 2/5, where pentagons share two
+-- dimensions among five. The feature dimensionality
+-- ||W_i||² / Σ_j (Ŵ_i·W_j)² shows the same per feature.
 --
 -- Run: ./run notebook 04_feature_geometry [--quick]
 
@@ -89,7 +89,7 @@ end
 nb.check(math.abs(dpf[1] - 1) < 0.1, "the dense instance has about one dimension per feature",
   string.format("%.3f", dpf[1]))
 nb.check(near_half >= 2, "dimensions per feature plateaus near 1/2", near_half .. " instances within 0.03")
-nb.check(near_two_fifths >= 1, "and reaches 2/5 in the sparse regime",
+nb.check(near_two_fifths >= 1, "and later comes within 0.03 of 2/5",
   near_two_fifths .. " instances within 0.03")
 nb.check((counts[4] or 0) > 0 and (counts[5] or 0) > 0,
   "features sit at dimensionality 1/2 and 2/5", (counts[4] or 0) .. " and " .. (counts[5] or 0))

@@ -26,7 +26,9 @@ external_dependencies = {
 }
 build = {
   type = "make",
+  -- build-rock/ keeps this build apart from a `make` build in build/.
   build_variables = {
+    BUILD = "build-rock",
     CFLAGS = "$(CFLAGS)",
     LIBFLAG = "$(LIBFLAG)",
     LUA_INCDIR = "$(LUA_INCDIR)",
@@ -34,6 +36,7 @@ build = {
     OPENBLAS_LIBDIR = "$(OPENBLAS_LIBDIR)",
   },
   install_variables = {
+    BUILD = "build-rock",
     PREFIX = "$(PREFIX)",
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",

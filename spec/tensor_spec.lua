@@ -132,6 +132,8 @@ describe("sae.Tensor", function()
       assert.has_error(function() x[1] = sae.zeros(4) end,
         "copy_: expected a source that broadcasts to the destination, got shapes [3] and [4]")
       assert.is_nil(x.no_such_method)
+      assert.has_error(function() return x[{ 1, 2 }] end,
+        "index: expected an integer index or a method name, got table (use narrow, select or index_select for slices)")
     end)
   end)
 

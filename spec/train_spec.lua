@@ -104,3 +104,33 @@ describe("sae.train", function()
     end)
   end)
 end)
+
+describe("option tables", function()
+  local sae = require "sae"
+
+  it("reject a misspelt model option", function()
+    assert.has_error(function()
+      sae.toy.Model{ n_instances = 1, n_features = 5, n_hiden = 2 }
+    end, 'Model: argument #1 has an unknown option "n_hiden" (did you mean "n_hidden"?)')
+  end)
+
+  it("reject a misspelt SAE option", function()
+    assert.has_error(function()
+      sae.SAE{ n_instances = 1, n_input_ae = 2, n_hidden_ae = 5, l1coeff = 9 }
+    end, 'SAE: argument #1 has an unknown option "l1coeff" (did you mean "l1_coeff"?)')
+  end)
+
+  it("reject an unknown training option", function()
+    local model = sae.toy.Model{ n_instances = 1, n_features = 5, n_hidden = 2 }
+    assert.has_error(function() model:train{ step = 10 } end,
+      'train: argument #1 has an unknown option "step" (did you mean "steps"?)')
+    assert.has_error(function() model:train{ mode = "quadratic" } end,
+      'train: argument #1 has an unknown option "mode"')
+  end)
+
+  it("reject an unknown optimizer option", function()
+    local model = sae.toy.Model{ n_instances = 1, n_features = 5, n_hidden = 2 }
+    assert.has_error(function() sae.optim.Adam(model, { learning_rate = 1 }) end,
+      'Adam: argument #1 has an unknown option "learning_rate"')
+  end)
+end)

@@ -9,8 +9,22 @@
 return function(sae, core)
   local methods = core.SAE_mt.__methods
 
-  function sae.SAE(cfg)
-    return core.SAE_new(cfg)
+  local options = require "sae.options"
+
+  local SAE_OPTIONS = {
+    "n_instances", "n_input_ae", "n_hidden_ae", "l1_coeff", "tied_weights", "seed",
+  }
+
+  local TRAIN_OPTIONS = {
+    "model", "data", "steps", "batch_size", "lr", "lr_schedule", "log_every",
+    "neuron_resample_window", "dead_neuron_window", "neuron_resample_scale",
+    "resample_method", "progress", "on_log", "optimizer", "betas", "eps",
+    "weight_decay",
+  }
+
+  function sae.SAE(...)
+    options.check("SAE", (...), SAE_OPTIONS, 2)
+    return core.SAE_new(...)
   end
 
   function sae.is_sae(x)
@@ -74,6 +88,7 @@ return function(sae, core)
     if type(opts) ~= "table" then
       error("train: argument #1 (options) expected a table, got " .. type(opts), 2)
     end
+    options.check("train", opts, TRAIN_OPTIONS, 2)
     local data = opts.data
     if data == nil then
       local model = opts.model

@@ -22,6 +22,7 @@
 --                                   the hyperparameters back in
 
 local core = require "sae.core"
+local options = require "sae.options"
 
 local kernels = core._optim
 local optim = {}
@@ -198,6 +199,7 @@ Adam.__index = Adam
 -- the L2 form torch.optim.Adam uses (added to the gradient), not AdamW.
 function optim.Adam(params, opts)
   opts = opts or {}
+  options.check("Adam", opts, { "lr", "betas", "eps", "weight_decay" }, 2)
   local fname = "Adam"
   local self = setmetatable({ kind = "Adam" }, Adam)
   self.params = collect_params(fname, params)
@@ -246,6 +248,7 @@ SGD.__index = SGD
 -- torch.optim.SGD with dampening 0 and no Nesterov momentum.
 function optim.SGD(params, opts)
   opts = opts or {}
+  options.check("SGD", opts, { "lr", "momentum", "weight_decay" }, 2)
   local fname = "SGD"
   local self = setmetatable({ kind = "SGD" }, SGD)
   self.params = collect_params(fname, params)

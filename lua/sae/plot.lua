@@ -17,62 +17,19 @@
 
 local gp = require "sae.plot.gnuplot"
 local data = require "sae.plot.data"
+local figure = require "sae.plot.figure"
 
 local plot = {}
 
 -- The gnuplot binary used when a call passes no gnuplot option.
 plot.gnuplot = "gnuplot"
+figure.default_binary = function() return plot.gnuplot end
 
 local num, quote = gp.num, gp.quote
-
-local STATIC = { png = true, svg = true }
-local ANIMATED = { gif = true }
-
-
-local function start(fname, opts, formats)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    error(string.format("%s: options expected a table, got %s", fname, type(opts)), 0)
-  end
-  if type(opts.file) ~= "string" or opts.file == "" then
-    error(string.format("%s: option file expected an output path, got %s",
-      fname, type(opts.file) == "string" and "an empty string" or type(opts.file)), 0)
-  end
-  local options = {}
-  for k, v in pairs(opts) do options[k] = v end
-  options.gnuplot = options.gnuplot or plot.gnuplot
-  local format = gp.format(fname, options, formats)
-  return options, format, gp.script()
-end
-
-
-local function finish(fname, script, format, width, height, opts)
-  local header = gp.terminal(format, opts.width or width, opts.height or height, opts)
-  return gp.run(fname, script, header, opts)
-end
-
-
-local function multiplot(s, rows, cols, title)
-  if title then
-    s:add("set multiplot layout %d,%d title %s font ',13'", rows, cols, quote(title))
-  else
-    s:add("set multiplot layout %d,%d", rows, cols)
-  end
-end
-
-
-local function labels(s, opts)
-  if opts.xlabel then s:add("set xlabel %s", quote(opts.xlabel)) end
-  if opts.ylabel then s:add("set ylabel %s", quote(opts.ylabel)) end
-end
-
-
-local function subplot_title(opts, k, default)
-  local titles = opts.subplot_titles
-  if titles and titles[k] ~= nil then return tostring(titles[k]) end
-  return default
-end
-
+local start, finish, multiplot = figure.start, figure.finish, figure.multiplot
+local subplot_title, nice_tic, max_abs = figure.subplot_title, figure.nice_tic, figure.max_abs
+local heatmap_block, instance_probabilities = figure.heatmap_block, figure.instance_probabilities
+local STATIC, ANIMATED = figure.STATIC, figure.ANIMATED
 
 --------------------------------------------------------------------------
 -- Feature directions in two dimensions.
@@ -104,14 +61,6 @@ local function rows_2d(fname, W, argn)
     rows[r] = { values = t, I = shape[1], F = shape[3] }
   end
   return rows
-end
-
-
-local function max_abs(values, m)
-  for _, v in ipairs(data.flatten(values)) do
-    if v == v and math.abs(v) > m then m = math.abs(v) end
-  end
-  return m
 end
 
 
@@ -175,16 +124,6 @@ local function draw_2d_frame(s, frame, layout, opts)
     for _ = row.I + 1, layout.cols do s:add("set multiplot next") end
   end
   s:add("unset multiplot")
-end
-
-
-local function nice_tic(limit)
-  local raw = limit / 2
-  local p = 10 ^ math.floor(math.log(raw, 10))
-  for _, m in ipairs({ 1, 2, 5, 10 }) do
-    if m * p >= raw then return m * p end
-  end
-  return raw
 end
 
 
@@ -308,13 +247,6 @@ end
 local function instances_3d(fname, W, argn, name, what)
   local t, shape = data.checked(W, fname, argn, name, { false, false, false }, what)
   return t, shape[1], shape[2], shape[3]
-end
-
-
-local function heatmap_block(s, M)
-  local rows = {}
-  for r = 1, #M do rows[r] = M[r] end
-  return s:data(rows)
 end
 
 
@@ -484,26 +416,6 @@ function plot.correlated_features(batch, opts)
 end
 
 
--- Per-instance feature probabilities from a number, [I] or [I, F] (the
--- first column is used).
-local function instance_probabilities(fname, p, I)
-  if type(p) == "number" then
-    local out = {}
-    for i = 1, I do out[i] = p end
-    return out
-  end
-  local what = string.format("numbers of shape [%d] or [%d, features]", I, I)
-  local t, shape = data.array(p, fname, "", "feature_probability", what)
-  if shape[1] ~= I or #shape > 2 then
-    error(string.format("%s: option feature_probability expected %s, got shape %s",
-      fname, what, data.shape_string(shape)), 0)
-  end
-  local out = {}
-  for i = 1, I do out[i] = #shape == 2 and t[i][1] or t[i] end
-  return out
-end
-
-
 --- Plot dimensions per feature against 1/(1-S) across sparsity.
 -- W: [instances, hidden, features], or a model with fields W and
 -- feature_probability. opts.feature_probability: number, [I] or [I, F].
@@ -587,275 +499,10 @@ function plot.feature_geometry(W, opts)
 end
 
 
---------------------------------------------------------------------------
--- Generic plots.
-
-local SERIES_COLORS = { 0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b,
-  0xe377c2, 0x7f7f7f, 0xbcbd22, 0x17becf }
-
-
--- Horizontal reference lines from opts.hlines: numbers or {y =, title =}.
-local function hlines(s, list)
-  for _, h in ipairs(list or {}) do
-    local y = type(h) == "table" and h.y or h
-    s:add("set arrow from graph 0,first %s to graph 1,first %s nohead lc rgb '#c03030' dt 2 lw 1.5",
-      num(y), num(y))
-    if type(h) == "table" and h.title then
-      s:add("set label %s at graph 0.01,first %s offset 0,0.6 tc rgb '#c03030'",
-        quote(h.title), num(y))
-    end
-  end
-end
-
-
--- Series from y: [N], [S, N] or a list of such tables of different lengths.
-local function series_list(fname, y)
-  local what = "numbers of shape [N] or [series, N], or a list of series"
-  if type(y) == "table" and not data.is_tensor(y) and type(y[1]) ~= "number" and #y > 0 then
-    local list = {}
-    for k, item in ipairs(y) do
-      list[k] = data.checked(item, fname, 1, string.format("y[%d]", k), { false }, what)
-    end
-    return list
-  end
-  local t, shape = data.array(y, fname, 1, "y", what)
-  if #shape == 1 and shape[1] > 0 then return { t } end
-  if #shape == 2 and shape[1] > 0 and shape[2] > 0 then return t end
-  error(string.format("%s: argument #1 (y) expected %s, got shape %s",
-    fname, what, data.shape_string(shape)), 0)
-end
-
-
---- Plot one or more lines.
--- y: [N], [series, N], or a list of series. opts: x (shared [N] or one list
--- per series), names (legend), style ("lines", "linespoints", "points"),
--- xlabel, ylabel, logx, logy, hlines (numbers or {y =, title =}), title.
-function plot.line(y, opts)
-  local fname = "sae.plot.line"
-  local options, format, s = start(fname, opts, STATIC)
-  local series = series_list(fname, y)
-  local xs = options.x
-  if xs ~= nil then
-    local xt = data.array(xs, fname, "", "x", "numbers")
-    xs = type(xt[1]) == "number" and { xt } or xt
-  end
-  s:add("reset")
-  if options.title then s:add("set title %s", quote(options.title)) end
-  labels(s, options)
-  if options.logx then s:add("set logscale x") end
-  if options.logy then s:add("set logscale y") end
-  s:add("set grid lc rgb '#e8e8e8'")
-  hlines(s, options.hlines)
-  if not options.names then s:add("unset key") end
-  local style = options.style or "lines"
-  local parts = {}
-  for k, ys in ipairs(series) do
-    local xk = xs and (xs[k] or xs[1])
-    if xk and #xk ~= #ys then
-      error(string.format("%s: option x expected %d values to match series %d, got %d",
-        fname, #ys, k, #xk), 0)
-    end
-    local rows = {}
-    for n = 1, #ys do rows[n] = { xk and xk[n] or n, ys[n] } end
-    local title = options.names and options.names[k] and quote(options.names[k]) or "''"
-    parts[k] = string.format("%s using 1:2 with %s lw 2 pt 7 ps 0.6 lc rgb '#%06x' title %s",
-      s:data(rows), style, SERIES_COLORS[(k - 1) % #SERIES_COLORS + 1], title)
-  end
-  s:add("plot " .. table.concat(parts, ", "))
-  return finish(fname, s, format, 800, 480, options)
-end
-
-
---- Plot a histogram of all values of x (any shape).
--- opts: bins (default 50), range {lo, hi}, logy, xlabel, ylabel, title.
-function plot.hist(x, opts)
-  local fname = "sae.plot.hist"
-  local options, format, s = start(fname, opts, STATIC)
-  local t = data.array(x, fname, 1, "x", "a tensor or a table of numbers")
-  local values = data.flatten(t)
-  if #values == 0 then
-    error(string.format("%s: argument #1 (x) expected at least one value, got none", fname), 0)
-  end
-  local bins = options.bins or 50
-  if type(bins) ~= "number" or bins < 1 or bins ~= math.floor(bins) then
-    error(string.format("%s: option bins expected a positive integer, got %s", fname, tostring(bins)), 0)
-  end
-  local lo, hi = data.range(values)
-  if options.range then lo, hi = options.range[1], options.range[2] end
-  if hi <= lo then lo, hi = lo - 0.5, hi + 0.5 end
-  local width = (hi - lo) / bins
-  local counts = {}
-  for b = 1, bins do counts[b] = 0 end
-  for _, v in ipairs(values) do
-    if v >= lo and v <= hi then
-      local b = math.min(bins, math.floor((v - lo) / width) + 1)
-      counts[b] = counts[b] + 1
-    end
-  end
-  local rows = {}
-  for b = 1, bins do rows[b] = { lo + (b - 0.5) * width, counts[b] } end
-  s:add("reset")
-  s:add("unset key")
-  if options.title then s:add("set title %s", quote(options.title)) end
-  labels(s, { xlabel = options.xlabel, ylabel = options.ylabel or "count" })
-  if options.logy then s:add("set logscale y") end
-  s:add("set boxwidth %s absolute", num(width))
-  s:add("set style fill solid 0.8 border lc rgb '#ffffff'")
-  s:add("set grid ytics lc rgb '#e8e8e8'")
-  s:add("plot %s using 1:2 with boxes lc rgb '#1f77b4'", s:data(rows))
-  return finish(fname, s, format, 800, 480, options)
-end
-
-
---- Show a matrix [rows, columns] as a heatmap (row 1 at the top).
--- opts: palette ("viridis", "rdbu", "blues"; default rdbu with a range
--- symmetric around 0 when there are negative values, else viridis), range
--- {lo, hi}, xlabel, ylabel, title, square (default true).
-function plot.imshow(M, opts)
-  local fname = "sae.plot.imshow"
-  local options, format, s = start(fname, opts, STATIC)
-  local t, shape = data.checked(M, fname, 1, "M", { false, false }, "a tensor of shape [rows, columns]")
-  local lo, hi = data.range(data.flatten(t))
-  local palette = options.palette
-  if palette == nil then palette = lo < 0 and "rdbu" or "viridis" end
-  if options.range then
-    lo, hi = options.range[1], options.range[2]
-  elseif palette == "rdbu" then
-    local m = math.max(math.abs(lo), math.abs(hi))
-    lo, hi = -m, m
-  end
-  if hi <= lo then hi = lo + 1 end
-  s:add("reset")
-  s:add("unset key")
-  if options.title then s:add("set title %s", quote(options.title)) end
-  labels(s, options)
-  if options.square ~= false then s:add("set size ratio -1") end
-  s:add(data.palette_command(palette, fname))
-  s:add("set cbrange [%s:%s]", num(lo), num(hi))
-  s:add("set xrange [0.5:%s]", num(shape[2] + 0.5))
-  s:add("set yrange [%s:0.5]", num(shape[1] + 0.5))
-  s:add("set xtics %d scale 0", math.max(1, nice_tic(shape[2] / 3)))
-  s:add("set ytics %d scale 0", math.max(1, nice_tic(shape[1] / 3)))
-  s:add("plot %s matrix using ($1+1):($2+1):3 with image", heatmap_block(s, t))
-  return finish(fname, s, format, options.square == false and 800 or 640, 560, options)
-end
-
-
---------------------------------------------------------------------------
--- Sparse autoencoder training.
-
---- Plot the fraction of steps each neuron fired, per instance, over training.
--- frac_active: [logs, instances, neurons]. opts: x (training step of each
--- log, default 1..logs), feature_probability (number or [I], drawn as a
--- dashed horizontal line), logy (default true), subplot_titles, columns,
--- title.
-function plot.frac_active_line(frac_active, opts)
-  local fname = "sae.plot.frac_active_line"
-  local options, format, s = start(fname, opts, STATIC)
-  local t, shape = data.checked(frac_active, fname, 1, "frac_active", { false, false, false },
-    "a tensor of shape [logs, instances, neurons]")
-  local T, I, N = shape[1], shape[2], shape[3]
-  local x = options.x and data.checked(options.x, fname, "", "x", { T },
-    string.format("%d step numbers", T))
-  local p = options.feature_probability and
-      instance_probabilities(fname, options.feature_probability, I)
-  local cols = math.min(I, options.columns or 4)
-  local grid_rows = math.ceil(I / cols)
-  multiplot(s, grid_rows, cols, options.title)
-  for i = 1, I do
-    s:add("reset")
-    s:add("unset key")
-    s:add("set title %s", quote(subplot_title(options, i, "instance " .. i)))
-    s:add("set grid lc rgb '#e8e8e8'")
-    if options.logy ~= false then
-      s:add("set logscale y")
-      s:add("set yrange [*:1.2]")
-    else
-      s:add("set yrange [0:1.05]")
-    end
-    s:add("set xlabel 'step'")
-    if (i - 1) % cols == 0 then s:add("set ylabel 'fraction active'") end
-    if p then
-      s:add("set arrow from graph 0,first %s to graph 1,first %s nohead front lc rgb '#c03030' dt 2 lw 2",
-        num(p[i]), num(p[i]))
-    end
-    local parts = {}
-    for n = 1, N do
-      local rows = {}
-      for k = 1, T do
-        local v = t[k][i][n]
-        if options.logy ~= false and v <= 0 then v = 0 / 0 end
-        rows[k] = { x and x[k] or k, v }
-      end
-      parts[n] = string.format("%s using 1:2 with lines lw 1.5 lc rgb '#%06x'", s:data(rows),
-        SERIES_COLORS[(n - 1) % #SERIES_COLORS + 1])
-    end
-    s:add("plot " .. table.concat(parts, ", "))
-  end
-  for _ = I + 1, grid_rows * cols do s:add("set multiplot next") end
-  return finish(fname, s, format, 300 * cols + 40, 260 * grid_rows + 50, options)
-end
-
-
---- Plot hidden states of a batch and their SAE reconstructions.
--- h, h_reconstructed: [batch, instances, d] with d >= 2; opts.dims picks
--- the two dimensions shown (default {1, 2}). One panel per instance:
--- inputs in blue, reconstructions in red, each joined by a gray segment.
-function plot.reconstruction(h, h_reconstructed, opts)
-  local fname = "sae.plot.reconstruction"
-  local options, format, s = start(fname, opts, STATIC)
-  local what = "a tensor of shape [batch, instances, dims]"
-  local a, sa = data.checked(h, fname, 1, "h", { false, false, false }, what)
-  local b, sb = data.checked(h_reconstructed, fname, 2, "h_reconstructed", { false, false, false }, what)
-  if sa[1] ~= sb[1] or sa[2] ~= sb[2] or sa[3] ~= sb[3] then
-    error(string.format("%s: argument #2 (h_reconstructed) expected the shape of h %s, got %s",
-      fname, data.shape_string(sa), data.shape_string(sb)), 0)
-  end
-  local B, I, D = sa[1], sa[2], sa[3]
-  local dims = options.dims or { 1, 2 }
-  for _, d in ipairs(dims) do
-    if type(d) ~= "number" or d < 1 or d > D or d ~= math.floor(d) then
-      error(string.format("%s: option dims expected two indices in [1, %d], got %s",
-        fname, D, tostring(d)), 0)
-    end
-  end
-  local dx, dy = dims[1], dims[2]
-  local limit = 0
-  for bb = 1, B do
-    for i = 1, I do
-      limit = math.max(limit, math.abs(a[bb][i][dx]), math.abs(a[bb][i][dy]),
-        math.abs(b[bb][i][dx]), math.abs(b[bb][i][dy]))
-    end
-  end
-  limit = (limit > 0 and limit or 1) * 1.1
-  local cols = math.min(I, options.columns or 8)
-  local grid_rows = math.ceil(I / cols)
-  multiplot(s, grid_rows, cols, options.title)
-  for i = 1, I do
-    local links, inputs, outputs = {}, {}, {}
-    for bb = 1, B do
-      inputs[bb] = { a[bb][i][dx], a[bb][i][dy] }
-      outputs[bb] = { b[bb][i][dx], b[bb][i][dy] }
-      links[bb] = { a[bb][i][dx], a[bb][i][dy],
-        b[bb][i][dx] - a[bb][i][dx], b[bb][i][dy] - a[bb][i][dy] }
-    end
-    s:add("reset")
-    s:add("set size square")
-    s:add("set xrange [%s:%s]", num(-limit), num(limit))
-    s:add("set yrange [%s:%s]", num(-limit), num(limit))
-    s:add("set grid lc rgb '#e8e8e8'")
-    s:add("set title %s", quote(subplot_title(options, i, "instance " .. i)))
-    s:add("unset key")
-    if i == 1 then
-      s:add("set label 'blue: h, red: reconstruction' at screen 0.01,screen 0.02 left tc rgb '#505050'")
-    end
-    s:add("plot %s using 1:2:3:4 with vectors nohead lc rgb '#c8c8c8', "
-      .. "%s using 1:2 with points pt 7 ps 0.5 lc rgb '#1f77b4', "
-      .. "%s using 1:2 with points pt 6 ps 0.5 lc rgb '#d62728'",
-      s:data(links), s:data(inputs), s:data(outputs))
-  end
-  for _ = I + 1, grid_rows * cols do s:add("set multiplot next") end
-  return finish(fname, s, format, 260 * cols + 20, 260 * grid_rows + 50, options)
+-- Generic plots (line, hist, imshow) and sparse autoencoder training plots
+-- (frac_active_line, reconstruction) live in their own files.
+for _, part in ipairs({ "sae.plot.generic", "sae.plot.training" }) do
+  for name, fn in pairs(require(part)) do plot[name] = fn end
 end
 
 return plot

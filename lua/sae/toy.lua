@@ -14,7 +14,22 @@ local train = require "sae.train"
 local methods = core._toy.methods
 local toy = {}
 
-toy.Model = core._toy.Model
+local options = require "sae.options"
+
+local MODEL_OPTIONS = {
+  "n_instances", "n_features", "n_hidden", "n_correlated_pairs",
+  "n_anticorrelated_pairs", "feature_probability", "importance", "seed", "kind",
+}
+
+local TRAIN_OPTIONS = {
+  "steps", "batch_size", "lr", "lr_schedule", "log_every", "progress", "seed",
+  "on_log", "optimizer",
+}
+
+function toy.Model(...)
+  options.check("Model", (...), MODEL_OPTIONS, 2)
+  return core._toy.Model(...)
+end
 
 
 -- model:train{ steps = 10000, batch_size = 1024, lr = 1e-3,
@@ -28,6 +43,7 @@ toy.Model = core._toy.Model
 -- tensor [I] of per-instance losses; on_log receives each record.
 function methods:train(opts)
   opts = opts or {}
+  options.check("train", opts, TRAIN_OPTIONS, 2)
   local batch_size = opts.batch_size or 1024
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
     error("train: option batch_size expected an integer >= 1, got "
