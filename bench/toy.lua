@@ -9,6 +9,12 @@ local sae = require "sae"
 
 local STEPS = tonumber(os.getenv("SAE_BENCH_TOY_STEPS") or "") or 200
 
+-- SAE_BENCH_TOY_CPU=1 times both sides in CPU seconds on one thread
+-- (os.clock here, time.process_time with one torch thread there), which
+-- other load on the machine disturbs less than wall-clock time. It
+-- needs OMP_NUM_THREADS=1, because os.clock adds up all threads.
+local CPU = os.getenv("SAE_BENCH_TOY_CPU") == "1"
+
 
 local function linspace_pow(base, n)
   -- base ^ -linspace(0, 1, n) as a column [n, 1]
@@ -50,12 +56,13 @@ local function time_steps(model, steps, batch)
     model:train_step(batch)
     opt:step()
   end
-  local start = sae.train.now()
+  local clock = CPU and os.clock or sae.train.now
+  local start = clock()
   for _ = 1, steps do
     model:train_step(batch)
     opt:step()
   end
-  return (sae.train.now() - start) / steps
+  return (clock() - start) / steps
 end
 
 
@@ -63,7 +70,7 @@ end
 -- nil and a message when PyTorch is not available.
 local function reference_times(steps)
   local pipe = io.popen("/usr/bin/python3 bench/toy_ref.py " .. steps
-    .. " 2>/dev/null")
+    .. (CPU and " --cpu" or "") .. " 2>/dev/null")
   local text = pipe and pipe:read("a") or ""
   if pipe then pipe:close() end
   local times = {}
@@ -89,9 +96,14 @@ end
 
 
 return function(report)
+  if CPU and os.getenv("OMP_NUM_THREADS") ~= "1" then
+    error("bench/toy.lua: SAE_BENCH_TOY_CPU=1 needs OMP_NUM_THREADS=1, got "
+      .. tostring(os.getenv("OMP_NUM_THREADS")), 0)
+  end
   local reference, message = reference_times(STEPS)
   if report.section then
-    report.section("toy-model training step with Adam (ratio = PyTorch time / ours)")
+    report.section("toy-model training step with Adam (ratio = PyTorch time / ours)"
+      .. (CPU and ", CPU time on one thread" or ""))
   end
   for _, w in ipairs(workloads()) do
     local ours = time_steps(w.model, STEPS, 1024)

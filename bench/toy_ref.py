@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """PyTorch reference timings for the toy-model workloads of bench/toy.lua.
 
-Run with Debian's python3-torch:  /usr/bin/python3 bench/toy_ref.py [steps]
-Each workload is the exercises' toy model written in plain PyTorch
+Run with Debian's python3-torch:
+  /usr/bin/python3 bench/toy_ref.py [steps] [--cpu]
+--cpu times CPU seconds (time.process_time) on one torch thread instead
+of wall-clock seconds on two. Each workload is the exercises' toy model written in plain PyTorch
 (einsum forward, torch.where batches, importance-weighted MSE, Adam), and
 one timed training step is generate_batch, forward, loss, backward and
 optimizer step. Prints one JSON object: {workload: seconds per step}.
@@ -13,7 +15,9 @@ import time
 
 import torch
 
-torch.set_num_threads(2)
+CPU = "--cpu" in sys.argv[1:]
+torch.set_num_threads(1 if CPU else 2)
+clock = time.process_time if CPU else time.perf_counter
 
 
 class Toy(torch.nn.Module):
@@ -83,14 +87,15 @@ def time_steps(model, steps, batch=1024):
 
     for _ in range(max(3, steps // 10)):
         step()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - start) / steps
+    return (clock() - start) / steps
 
 
 def main():
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    args = [a for a in sys.argv[1:] if a != "--cpu"]
+    steps = int(args[0]) if args else 200
     torch.manual_seed(0)
     result = {}
     for name, model in workloads():

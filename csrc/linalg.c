@@ -240,10 +240,10 @@ static void stream_pass(float *restrict c, const float *restrict a,
                         const float *restrict b, int64_t n, int inputs,
                         int threads) {
   if (inputs == 1) {
-    #pragma omp parallel for simd if (threads) schedule(static)
+    #pragma omp parallel for simd if (parallel: threads) schedule(static)
     for (int64_t i = 0; i < n; i++) c[i] = a[i];
   } else {
-    #pragma omp parallel for simd if (threads) schedule(static)
+    #pragma omp parallel for simd if (parallel: threads) schedule(static)
     for (int64_t i = 0; i < n; i++) c[i] = a[i] + b[i];
   }
 }

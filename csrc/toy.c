@@ -2,9 +2,10 @@
  * toy.c: batches, forward pass, loss and fused backward of the toy models
  * (see toy.h).
  *
- * Two backward passes share the work: narrow models go through tiles of
- * VL samples held as vectors (see "tile passes"), wider ones sample by
- * sample, skipping zeros (see "per-sample pass"). Threads split the
+ * Two backward passes share the work. Narrow models go through tiles of
+ * VL samples held as vectors (see "tile passes"). Wider ones choose per
+ * instance between dense tiles, the Gram matrix and a sample-by-sample
+ * pass that skips zeros (see "per-sample pass"). Threads split the
  * instances or fixed parts of the batch, and batches come from the
  * model's counter-based generator, so results are the same bit for bit
  * whatever the thread count.
@@ -75,7 +76,10 @@ sae_status toy_init(toy_model *m, toy_kind kind, int64_t n_instances,
   m->params = storage_new((size_t)m->n_params * sizeof(float), 1);
   m->grads = storage_new((size_t)m->n_params * sizeof(float), 1);
   m->buffers = storage_new((size_t)(2 * I * F) * sizeof(float), 0);
-  if (m->params == NULL || m->grads == NULL || m->buffers == NULL)
+  m->draw_threshold = malloc((size_t)(I * F) * sizeof(uint64_t));
+  m->draw_scale = malloc((size_t)(I * F) * sizeof(float));
+  if (m->params == NULL || m->grads == NULL || m->buffers == NULL ||
+      m->draw_threshold == NULL || m->draw_scale == NULL)
     return SAE_ENOMEM;
 
   float *p = m->params->data, *g = m->grads->data, *buf = m->buffers->data;
@@ -101,6 +105,10 @@ void toy_free(toy_model *m) {
   storage_release(m->buffers);
   free(m->scratch);
   free(m->index_scratch);
+  free(m->draw_threshold);
+  free(m->draw_scale);
+  m->draw_threshold = NULL;
+  m->draw_scale = NULL;
   m->params = m->grads = m->buffers = NULL;
   m->scratch = NULL;
   m->index_scratch = NULL;
@@ -128,106 +136,145 @@ void toy_reset_parameters(toy_model *m) {
 
 /* ---------------------------------------------------------------- batch */
 
-/* Element (b, i, f) uses the 64 random bits at counter base + its flat
- * index: the low 32 bits decide presence and the high 24 bits give the
- * magnitude, so the batch is the same whatever the thread count. */
-static inline float magnitude(uint64_t bits, int symmetric) {
-  float u = (float)(bits >> 40) * 0x1.0p-24f;
-  return symmetric ? 2.0f * u - 1.0f : u;
+/* Row (b, i) of a batch owns the draws base + (b * I + i) * Fh + j,
+ * Fh = ceil(F / 2): draw j gives 64 bits, the low half to feature 2j and
+ * the high half to feature 2j + 1, so each value is a pure function of
+ * (seed, counter) whatever the thread count or the pass that draws it.
+ *
+ * A feature with probability p is present when its 32 bits r are below
+ * p * 2^32. Given that, r / (p * 2^32) is uniform in [0, 1) and gives the
+ * magnitude, so one 32-bit draw serves both. The magnitude steps are
+ * 2^-32 / p, finer than float precision for p above 2^-8.
+ *
+ * Each draw is one SplitMix64 output (Steele, Lea and Flood, "Fast
+ * splittable pseudorandom number generators", OOPSLA 2014): the
+ * finaliser applied once to a Weyl sequence that starts at a key made
+ * from the seed. */
+static inline uint64_t draw_bits(uint64_t key, uint64_t counter) {
+  uint64_t z = key + counter * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
 }
 
 
-static inline float presence(uint64_t bits) {
-  return (float)(bits & 0xFFFFFFFFu) * 0x1.0p-32f;
-}
+static inline int64_t draws_per_row(int64_t F) { return (F + 1) / 2; }
 
 
-/* Counter range of one batch drawn from the model's generator. */
+/* One batch: the key and first counter, and per feature of [I,F] the
+ * presence threshold and the scale from r to [0, 1). */
 typedef struct toy_draw {
-  uint64_t seed, base;
+  uint64_t key, base;
+  const uint64_t *threshold;
+  const float *scale;
+  float mag_scale, mag_offset;   /* [0,1) -> [0,1) or [-1,1) */
 } toy_draw;
 
 
-/* Redraws the pair features of row (b, i), whose counters start at c0,
- * over the independent values already in `row`. */
-static void draw_pairs(const toy_model *m, uint64_t seed, uint64_t c0,
-                       const float *p, float *row) {
-  const int symmetric = m->kind == TOY_COMPUTATION;
+/* Reserves the counters of a batch of `batch` samples and fills the
+ * model's per-feature tables from feature_probability. */
+static toy_draw draw_start(toy_model *m, int64_t batch) {
+  const int64_t I = m->n_instances, F = m->n_features;
+  toy_draw d;
+  d.key = m->generator.seed * 0xD1B54A32D192ED03ull;
+  d.base = generator_reserve(&m->generator,
+                             (uint64_t)(batch * I * draws_per_row(F)));
+  for (int64_t e = 0; e < I * F; e++) {
+    double p = m->feature_probability[e];
+    m->draw_threshold[e] = (uint64_t)(p * 0x1.0p32);
+    m->draw_scale[e] = p > 0.0 ? (float)(1.0 / (p * 0x1.0p32)) : 0.0f;
+  }
+  d.threshold = m->draw_threshold;
+  d.scale = m->draw_scale;
+  d.mag_scale = m->kind == TOY_COMPUTATION ? 2.0f : 1.0f;
+  d.mag_offset = m->kind == TOY_COMPUTATION ? -1.0f : 0.0f;
+  return d;
+}
+
+
+/* The value of a feature from its 32 bits r, threshold and scale, with
+ * magnitudes u * mag_scale + mag_offset. */
+static inline float draw_value(uint64_t r, uint64_t thr, float scale,
+                               float mag_scale, float mag_offset) {
+  const float below_one = 0x1.fffffep-1f;
+  float u = (float)r * scale;
+  u = u < below_one ? u : below_one;   /* r * scale can round up to 1 */
+  float v = u * mag_scale + mag_offset;
+  return r < thr ? v : 0.0f;
+}
+
+
+/* A uniform magnitude in [0, 1) (or [-1, 1)) from the top 24 of 32 bits. */
+static inline float draw_magnitude(const toy_draw *d, uint64_t r) {
+  return (float)(r >> 8) * 0x1.0p-24f * d->mag_scale + d->mag_offset;
+}
+
+
+/* Redraws the pair features of row (b, i), whose draws start at c0, over
+ * the independent values already in `row`. */
+static void draw_pairs(const toy_model *m, const toy_draw *d, uint64_t c0,
+                       int64_t i, float *row) {
   const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
-  /* Correlated pair: both present when the first feature's draw is
-   * below its probability. */
+  const float *p = m->feature_probability + i * m->n_features;
+  const uint64_t *thr = d->threshold + i * m->n_features;
+  /* Correlated pair k is draw k: the first feature keeps its independent
+   * value, and the second is present with it, with a magnitude from the
+   * high half. */
   for (int64_t k = 0; k < nc; k++) {
-    int64_t f = 2 * k;
-    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-    int on = presence(b0) < p[f];
-    row[f] = on ? magnitude(b0, symmetric) : 0.0f;
-    row[f + 1] = on ? magnitude(b1, symmetric) : 0.0f;
+    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
+    int on = (z & 0xFFFFFFFFu) < thr[2 * k];
+    row[2 * k + 1] = on ? draw_magnitude(d, z >> 32) : 0.0f;
   }
   /* Anticorrelated pair: one of the two is present with probability 2p
-   * (p of the first feature), each half of the time, so each is present
-   * with probability p and never both. */
-  for (int64_t k = 0; k < na; k++) {
-    int64_t f = 2 * (nc + k);
-    uint64_t b0 = rng_bits(seed, c0 + (uint64_t)f);
-    uint64_t b1 = rng_bits(seed, c0 + (uint64_t)f + 1);
-    int on = presence(b0) < 2.0f * p[f];
-    int first = presence(b1) < 0.5f;
-    row[f] = on && first ? magnitude(b0, symmetric) : 0.0f;
-    row[f + 1] = on && !first ? magnitude(b1, symmetric) : 0.0f;
+   * (p of the first feature), the low bit of the high half says which,
+   * so each is present with probability p and never both. */
+  for (int64_t k = nc; k < nc + na; k++) {
+    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
+    uint64_t r = z & 0xFFFFFFFFu, hi = z >> 32;
+    int on = (double)r < 2.0 * (double)p[2 * k] * 0x1.0p32;
+    int first = (hi & 1u) == 0;
+    float v = draw_magnitude(d, hi);
+    row[2 * k] = on && first ? v : 0.0f;
+    row[2 * k + 1] = on && !first ? v : 0.0f;
   }
 }
 
 
-/* Draws n values as independent features: one hash each and no
- * branches, so the loop vectorises. */
-static inline void draw_independent(const toy_model *m, uint64_t seed,
-                                    uint64_t c0, const float *restrict p,
-                                    int64_t n, float *restrict out) {
-  const int symmetric = m->kind == TOY_COMPUTATION;
-  const float mag_scale = symmetric ? 2.0f : 1.0f;
-  const float mag_offset = symmetric ? -1.0f : 0.0f;
-  #pragma omp simd
-  for (int64_t e = 0; e < n; e++) {
-    uint64_t bits = rng_bits(seed, c0 + (uint64_t)e);
-    float u = (float)(bits >> 40) * 0x1.0p-24f;
-    float on = (float)(presence(bits) < p[e]);
-    out[e] = on * (u * mag_scale + mag_offset);
-  }
-}
-
-
-/* Writes row (b, i) of the batch `d` into row [F]; the same values
- * toy_generate_batch writes for that batch. */
+/* Writes row (b, i) of the batch into row [F]. */
 static void draw_row(const toy_model *m, const toy_draw *d, int64_t b,
-                     int64_t i, float *row) {
+                     int64_t i, float *restrict row) {
   const int64_t I = m->n_instances, F = m->n_features;
-  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * F);
-  const float *p = m->feature_probability + i * F;
-  draw_independent(m, d->seed, c0, p, F, row);
+  const int64_t Fh = draws_per_row(F), F2 = F / 2;
+  const uint64_t c0 = d->base + (uint64_t)((b * I + i) * Fh);
+  const uint64_t *restrict thr = d->threshold + i * F;
+  const float *restrict scale = d->scale + i * F;
+  const uint64_t key = d->key;
+  const float mag_scale = d->mag_scale, mag_offset = d->mag_offset;
+  #pragma omp simd
+  for (int64_t j = 0; j < F2; j++) {
+    uint64_t z = draw_bits(key, c0 + (uint64_t)j);
+    row[2 * j] = draw_value(z & 0xFFFFFFFFu, thr[2 * j], scale[2 * j],
+                            mag_scale, mag_offset);
+    row[2 * j + 1] = draw_value(z >> 32, thr[2 * j + 1], scale[2 * j + 1],
+                                mag_scale, mag_offset);
+  }
+  if (F & 1) {
+    uint64_t z = draw_bits(key, c0 + (uint64_t)F2);
+    row[F - 1] = draw_value(z & 0xFFFFFFFFu, thr[F - 1], scale[F - 1],
+                            mag_scale, mag_offset);
+  }
   if (m->n_correlated_pairs + m->n_anticorrelated_pairs > 0)
-    draw_pairs(m, d->seed, c0, p, row);
+    draw_pairs(m, d, c0, i, row);
 }
 
 
 void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
   const int64_t I = m->n_instances, F = m->n_features, IF = I * F;
-  const int pairs = m->n_correlated_pairs + m->n_anticorrelated_pairs > 0;
-  const uint64_t seed = m->generator.seed;
-  const uint64_t base = generator_reserve(&m->generator,
-                                          (uint64_t)(batch * IF));
+  const toy_draw d = draw_start(m, batch);
 
   #pragma omp parallel for schedule(static) if (batch * IF > 32768)
-  for (int64_t b = 0; b < batch; b++) {
-    const uint64_t c0 = base + (uint64_t)(b * IF);
-    /* The whole [I, F] sample in one loop, which vectorises better than
-     * rows of a few features. */
-    draw_independent(m, seed, c0, m->feature_probability, IF, out + b * IF);
-    if (pairs)
-      for (int64_t i = 0; i < I; i++)
-        draw_pairs(m, seed, c0 + (uint64_t)(i * F),
-                   m->feature_probability + i * F, out + b * IF + i * F);
-  }
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < I; i++) draw_row(m, &d, b, i, out + b * IF + i * F);
 }
 
 
@@ -271,31 +318,39 @@ static void tile_load(const toy_model *m, int64_t i, const float *x,
     }
     return;
   }
-  /* Feature f of the tile is one vector of draws whose counters are I*F
-   * apart. */
-  const uint64_t stride = (uint64_t)(I * F);
-  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * F);
-  const float *p = m->feature_probability + i * F;
-  const int symmetric = m->kind == TOY_COMPUTATION;
-  const float mag_scale = symmetric ? 2.0f : 1.0f;
-  const float mag_offset = symmetric ? -1.0f : 0.0f;
-  for (int64_t f = 0; f < F; f++) {
-    const float pf = p[f];
-    float lanes[VL];
+  /* Features 2j and 2j + 1 of the tile are the two halves of one vector
+   * of draws whose counters are I * Fh apart. */
+  const int64_t Fh = draws_per_row(F);
+  const uint64_t stride = (uint64_t)(I * Fh);
+  const uint64_t c0 = draw->base + (uint64_t)((b0 * I + i) * Fh);
+  const uint64_t *thr = draw->threshold + i * F;
+  const float *scale = draw->scale + i * F;
+  const uint64_t key = draw->key;
+  const float mag_scale = draw->mag_scale;
+  const float mag_offset = draw->mag_offset;
+  for (int64_t j = 0; j < Fh; j++) {
+    const int64_t f = 2 * j, second = f + 1 < F;
+    const uint64_t thr0 = thr[f], thr1 = second ? thr[f + 1] : 0;
+    const float scale0 = scale[f], scale1 = second ? scale[f + 1] : 0.0f;
+    float lo[VL], hi[VL];
     #pragma omp simd
     for (int64_t t = 0; t < VL; t++) {
-      uint64_t bits = rng_bits(draw->seed,
-                               c0 + (uint64_t)t * stride + (uint64_t)f);
-      float u = (float)(bits >> 40) * 0x1.0p-24f;
-      float on = (float)(presence(bits) < pf && t < nt);
-      lanes[t] = on * (u * mag_scale + mag_offset);
+      uint64_t z = draw_bits(key, c0 + (uint64_t)t * stride + (uint64_t)j);
+      /* padding lanes get a zero threshold, so they stay 0 */
+      lo[t] = draw_value(z & 0xFFFFFFFFu, t < nt ? thr0 : 0, scale0,
+                         mag_scale, mag_offset);
+      hi[t] = draw_value(z >> 32, t < nt ? thr1 : 0, scale1, mag_scale,
+                         mag_offset);
     }
-    memcpy(&xt[f], lanes, sizeof lanes);
+    memcpy(&xt[f], lo, sizeof lo);
+    if (second) memcpy(&xt[f + 1], hi, sizeof hi);
   }
-  /* Pairs are redrawn sample by sample, as toy_generate_batch does. */
+  /* Pairs are redrawn sample by sample, over the independent values, as
+   * draw_row does. */
   int64_t np = 2 * (m->n_correlated_pairs + m->n_anticorrelated_pairs);
   for (int64_t t = 0; np > 0 && t < nt; t++) {
-    draw_pairs(m, draw->seed, c0 + (uint64_t)t * stride, p, row);
+    for (int64_t f = 0; f < np; f++) row[f] = xt[f][t];
+    draw_pairs(m, draw, c0 + (uint64_t)t * stride, i, row);
     for (int64_t f = 0; f < np; f++) xt[f][t] = row[f];
   }
 }
@@ -415,6 +470,114 @@ static int reserve_scratch(toy_model *m, int64_t floats, int64_t indices) {
 }
 
 
+/* Computes tile_instance_backward for F <= 8 features and H <= 3 hidden
+ * units known at compile time. Every loop has constant bounds, so the
+ * gradient sums, tile values and weights stay in registers instead of
+ * the scratch vectors. It sums in the generic kernel's order, so the
+ * two agree up to float rounding. */
+static inline __attribute__((always_inline)) double
+tile_small(toy_model *m, int64_t i, const float *x, const toy_draw *draw,
+           int64_t batch, vfloat *scratch, const int F, const int H) {
+  const int computation = m->kind == TOY_COMPUTATION;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const float *W1 = m->W1 + i * H * F;
+  const float *W2 = computation ? m->W2 + i * F * H : NULL;
+  const float *imp = m->importance + i * F;
+  const float *bias = m->b_final + i * F;
+  const float scale2 = 2.0f / (float)(batch * F);
+  const vfloat zero = { 0 };
+  vfloat *xt = scratch;
+  float *row = (float *)(scratch + 8);
+  float w[3][8], dw[8][3], b[8], impf[8], impd[8];
+  vfloat gW1[3][8], gW2[8][3], gb[8], loss = zero, lane_index;
+
+  for (int k = 0; k < H; k++)
+    for (int f = 0; f < F; f++) {
+      w[k][f] = W1[k * F + f];
+      dw[f][k] = computation ? W2[f * H + k] : W1[k * F + f];
+      gW1[k][f] = zero;
+      gW2[f][k] = zero;
+    }
+  for (int f = 0; f < F; f++) {
+    b[f] = bias[f];
+    impf[f] = imp[f];
+    impd[f] = imp[f] * scale2;
+    gb[f] = zero;
+  }
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+
+  for (int64_t b0 = 0; b0 < batch; b0 += VL) {
+    const int64_t nt = batch - b0 < VL ? batch - b0 : VL;
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+    vfloat xv[8], h[3], d[8], dh[3];
+    tile_load(m, i, x, draw, b0, nt, xt, row);
+    for (int f = 0; f < F; f++) xv[f] = xt[f];
+
+    for (int k = 0; k < H; k++) {
+      vfloat a = zero;
+      for (int f = 0; f < F; f++) a += w[k][f] * xv[f];
+      h[k] = relu_hidden ? where_positive(a, a) : a;
+    }
+    for (int f = 0; f < F; f++) {
+      vfloat o = zero + b[f];
+      for (int k = 0; k < H; k++) o += dw[f][k] * h[k];
+      vfloat target = xv[f];
+      if (computation) target = (vfloat)((vmask)target & 0x7fffffff);
+      vfloat e = (where_positive(o, o) - target) * active;
+      loss += impf[f] * e * e;
+      d[f] = where_positive(o, impd[f] * e);
+      gb[f] += d[f];
+    }
+    for (int k = 0; k < H; k++) dh[k] = zero;
+    for (int f = 0; f < F; f++)
+      for (int k = 0; k < H; k++) {
+        if (computation) gW2[f][k] += d[f] * h[k];
+        else gW1[k][f] += d[f] * h[k];
+        dh[k] += dw[f][k] * d[f];
+      }
+    for (int k = 0; k < H; k++) {
+      vfloat g = relu_hidden ? where_positive(h[k], dh[k]) : dh[k];
+      for (int f = 0; f < F; f++) gW1[k][f] += g * xv[f];
+    }
+  }
+
+  float *dW1 = m->dW1 + i * H * F, *db = m->db_final + i * F;
+  for (int k = 0; k < H; k++)
+    for (int f = 0; f < F; f++) dW1[k * F + f] += lane_sum(gW1[k][f]);
+  if (computation) {
+    float *dW2 = m->dW2 + i * F * H;
+    for (int f = 0; f < F; f++)
+      for (int k = 0; k < H; k++) dW2[f * H + k] += lane_sum(gW2[f][k]);
+  }
+  for (int f = 0; f < F; f++) db[f] += lane_sum(gb[f]);
+  return (double)lane_sum(loss);
+}
+
+
+#define TILE_SMALL_CASE(f, h)                                          \
+  case (f) * 4 + (h):                                                  \
+    *sum = tile_small(m, i, x, draw, batch, scratch, f, h);            \
+    return 1;
+
+#define TILE_SMALL_ROW(f)                                              \
+  TILE_SMALL_CASE(f, 1) TILE_SMALL_CASE(f, 2) TILE_SMALL_CASE(f, 3)
+
+/* Runs tile_small when an instance of it fits the model and stores the
+ * instance's sum of importance * error^2 in *sum; returns 0 otherwise. */
+static int tile_small_backward(toy_model *m, int64_t i, const float *x,
+                               const toy_draw *draw, int64_t batch,
+                               vfloat *scratch, double *sum) {
+  if (m->n_features > 8 || m->n_hidden > 3) return 0;
+  switch (m->n_features * 4 + m->n_hidden) {
+    TILE_SMALL_ROW(1) TILE_SMALL_ROW(2) TILE_SMALL_ROW(3) TILE_SMALL_ROW(4)
+    TILE_SMALL_ROW(5) TILE_SMALL_ROW(6) TILE_SMALL_ROW(7) TILE_SMALL_ROW(8)
+  default:
+    return 0;
+  }
+}
+
+
 /* Backward of all tiles of instance i: adds the gradients to the model's
  * and returns the sum of importance * error^2. */
 static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
@@ -432,6 +595,9 @@ static double tile_instance_backward(toy_model *m, int64_t i, const float *x,
   vfloat *loss = gb + F;
   float *row = (float *)(loss + 1);
   vfloat lane_index;
+  double small_sum;
+  if (tile_small_backward(m, i, x, draw, batch, scratch, &small_sum))
+    return small_sum;
   for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
 
   for (int64_t k = 0; k < 2 * H * F + F + 1; k++) gW1[k] = zero;
@@ -586,16 +752,20 @@ typedef struct sparse_layout {
  * S = C + C^T, C = sum over samples of x d^T, which also needs only the
  * present features. Each present feature then costs two passes over F
  * outputs instead of work on H hidden units plus a dense decoder and
- * its gradient; counting operations puts the break-even near 2 H
- * present features per sample (an estimate), so denser instances keep
- * the hidden layer. */
+ * its gradient. Against the dense tiles (dense_unit) the break-even was
+ * near H present features per sample on a 100->20 model, so denser
+ * instances keep the hidden layer. */
 static int use_gram(const toy_model *m, int64_t i) {
   if (m->kind != TOY_LINEAR) return 0;
   double expected_present = 0.0;
   for (int64_t f = 0; f < m->n_features; f++)
     expected_present += m->feature_probability[i * m->n_features + f];
-  return expected_present <= 2.0 * (double)m->n_hidden;
+  return expected_present <= (double)m->n_hidden;
 }
+
+
+/* Floats of per-thread scratch that dense_unit needs. */
+static int64_t dense_thread_floats(int64_t Fp, int64_t Hp);
 
 
 static sparse_layout sparse_plan(const toy_model *m) {
@@ -617,6 +787,8 @@ static sparse_layout sparse_plan(const toy_model *m) {
   /* xpad, o, d [Fp]; xval, dval [F] padded; h, dh, hval [Hp] */
   s.thread = 3 * s.Fp + 2 * s.Fp + 3 * s.Hp;
   s.thread_idx = 2 * s.Fp + s.Hp;
+  if (dense_thread_floats(s.Fp, s.Hp) > s.thread)
+    s.thread = dense_thread_floats(s.Fp, s.Hp);
   if (m->kind == TOY_LINEAR) {
     /* Gram path: M [F][Fp], bias, imp2 [Fp]; CT [F][Fp], gdb [Fp], loss */
     int64_t gram_packed = s.F * s.Fp + 2 * s.Fp;
@@ -879,6 +1051,312 @@ static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
 }
 
 
+/* Dense instances go through the batch in tiles of VL samples, one
+ * vfloat per feature or hidden unit as in the tile passes. Each product
+ * keeps a block of 8 accumulators in registers and streams the weights
+ * that sparse_pack laid out, one FMA per weight and tile. The weight
+ * gradients put the hidden units in lanes. The tile's h and dh are
+ * transposed to rows, then genc[f][k] += x[s][f] dh[s][k] and
+ * gdec[f][k] += d[s][f] h[s][k] run with x[s][f] and d[s][f] broadcast.
+ * The accumulators have the layout of sparse_unit's, so sparse_backward
+ * sums them into the gradients the same way. */
+
+#define DENSE_BLOCK 8
+
+
+static int64_t dense_thread_floats(int64_t Fp, int64_t Hp) {
+  /* xt, d, gbt [Fp] and h, dh [Hp] vfloats; hrow, dhrow [VL][Hp];
+   * row [Fp]; present [Fp] indices */
+  return VL * (3 * Fp + 2 * Hp) + 2 * VL * Hp + 2 * Fp;
+}
+
+
+/* Half a vfloat, for hidden sizes that end halfway through a vector. */
+typedef float hfloat __attribute__((vector_size(VL / 2 * sizeof(float))));
+
+
+/* g[f][c..] += sum over lanes s of xs[f][s] * rows[s][c..] for the n
+ * rows f = idx[j] (f = j unless INDEXED), over KV vectors and HALF a
+ * vector of hidden units per row of g (stride Hp). Callers pass
+ * constants for INDEXED, KV and HALF, so each case compiles to its own
+ * loop with the sums in registers. */
+static inline __attribute__((always_inline)) void
+dense_outer(float *restrict g, const vfloat *restrict xs,
+            const float *restrict rows, const int32_t *restrict idx,
+            int64_t n, int64_t Hp, const int INDEXED, const int KV,
+            const int HALF) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    float *gr[4];
+    const float *xr[4];
+    vfloat a[4][4] = { { { 0 } } };
+    hfloat ah[4] = { { 0 } };
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+      const int64_t f = INDEXED ? idx[j + u] : j + u;
+      gr[u] = g + f * Hp;
+      xr[u] = (const float *)&xs[f];
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++) a[u][v] = *(const vfloat *)(gr[u] + v * VL);
+      if (HALF) ah[u] = *(const hfloat *)(gr[u] + KV * VL);
+    }
+    for (int s = 0; s < VL; s++) {
+      const float *r = rows + s * Hp;
+      #pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) {
+        const float xv = xr[u][s];
+        #pragma GCC unroll 4
+        for (int v = 0; v < KV; v++)
+          a[u][v] += xv * *(const vfloat *)(r + v * VL);
+        if (HALF) ah[u] += xv * *(const hfloat *)(r + KV * VL);
+      }
+    }
+    #pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+      #pragma GCC unroll 4
+      for (int v = 0; v < KV; v++) *(vfloat *)(gr[u] + v * VL) = a[u][v];
+      if (HALF) *(hfloat *)(gr[u] + KV * VL) = ah[u];
+    }
+  }
+  for (; j < n; j++) {
+    const int64_t f = INDEXED ? idx[j] : j;
+    for (int s = 0; s < VL; s++) {
+      const float xv = xs[f][s];
+      for (int v = 0; v < KV; v++)
+        *(vfloat *)(g + f * Hp + v * VL) +=
+            xv * *(const vfloat *)(rows + s * Hp + v * VL);
+      if (HALF)
+        *(hfloat *)(g + f * Hp + KV * VL) +=
+            xv * *(const hfloat *)(rows + s * Hp + KV * VL);
+    }
+  }
+}
+
+
+#define DENSE_OUTER_CASE(h8, kv, half)                                  \
+  case h8:                                                              \
+    if (idx != NULL) dense_outer(g, xs, rows, idx, n, Hp, 1, kv, half); \
+    else dense_outer(g, xs, rows, NULL, n, Hp, 0, kv, half);            \
+    return;
+
+/* Runs dense_outer over the first H8 hidden units (H rounded up to 8;
+ * the rest of each row of g is left alone), with idx NULL for all of
+ * the first n rows. */
+static void dense_outer_any(float *g, const vfloat *xs, const float *rows,
+                            const int32_t *idx, int64_t n, int64_t Hp,
+                            int64_t H8) {
+  switch (H8) {
+    DENSE_OUTER_CASE(8, 0, 1)
+    DENSE_OUTER_CASE(16, 1, 0)
+    DENSE_OUTER_CASE(24, 1, 1)
+    DENSE_OUTER_CASE(32, 2, 0)
+    DENSE_OUTER_CASE(40, 2, 1)
+    DENSE_OUTER_CASE(48, 3, 0)
+    DENSE_OUTER_CASE(56, 3, 1)
+    DENSE_OUTER_CASE(64, 4, 0)
+  default:
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t f = idx != NULL ? idx[j] : j;
+      for (int s = 0; s < VL; s++)
+        for (int64_t c = 0; c < Hp; c += VL)
+          *(vfloat *)(g + f * Hp + c) +=
+              xs[f][s] * *(const vfloat *)(rows + s * Hp + c);
+    }
+  }
+}
+
+
+/* out[k0 + u] = sum_j w[j * ld + k0 + u] * in[j] over j < n, for the
+ * blocks k0 of DENSE_BLOCK rows below `rows` (a multiple of the block),
+ * starting from init (NULL for zero). */
+static inline void dense_product(const float *restrict w, int64_t ld,
+                                 const vfloat *restrict in, int64_t n,
+                                 int64_t rows, const float *restrict init,
+                                 vfloat *restrict out) {
+  for (int64_t k0 = 0; k0 < rows; k0 += DENSE_BLOCK) {
+    vfloat a[DENSE_BLOCK];
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) {
+      const vfloat zero = { 0 };
+      a[u] = init != NULL ? zero + init[k0 + u] : zero;
+    }
+    for (int64_t j = 0; j < n; j++) {
+      const vfloat v = in[j];
+      const float *wj = w + j * ld + k0;
+      #pragma GCC unroll 8
+      for (int u = 0; u < DENSE_BLOCK; u++) a[u] += wj[u] * v;
+    }
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) out[k0 + u] = a[u];
+  }
+}
+
+
+/* dense_product over the n inputs f = idx[j] only, from zero. */
+static void dense_product_indexed(const float *restrict w, int64_t ld,
+                                  const vfloat *restrict in,
+                                  const int32_t *restrict idx, int64_t n,
+                                  int64_t rows, vfloat *restrict out) {
+  for (int64_t k0 = 0; k0 < rows; k0 += DENSE_BLOCK) {
+    vfloat a[DENSE_BLOCK] = { { 0 } };
+    for (int64_t j = 0; j < n; j++) {
+      const vfloat v = in[idx[j]];
+      const float *wf = w + idx[j] * ld + k0;
+      #pragma GCC unroll 8
+      for (int u = 0; u < DENSE_BLOCK; u++) a[u] += wf[u] * v;
+    }
+    #pragma GCC unroll 8
+    for (int u = 0; u < DENSE_BLOCK; u++) out[k0 + u] = a[u];
+  }
+}
+
+
+/* Writes the features f < F with a nonzero value in some lane of xt to
+ * idx and returns their count. */
+static int64_t tile_present(const vfloat *xt, int64_t F, int32_t *idx) {
+  int64_t n = 0;
+  for (int64_t f = 0; f < F; f++) {
+#ifdef __AVX512F__
+    __m512 v = _mm512_load_ps((const float *)&xt[f]);
+    int any = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0;
+#else
+    int any = 0;
+    for (int t = 0; t < VL; t++) any |= xt[f][t] != 0.0f;
+#endif
+    idx[n] = (int32_t)f;
+    n += any;
+  }
+  return n;
+}
+
+
+/* sparse_unit for dense instances: runs samples [b0, b1) of instance i
+ * tile by tile with the same packed weights and accumulators. */
+static double dense_unit(const toy_model *m, const sparse_layout *s,
+                         int64_t i, const float *x, const toy_draw *draw,
+                         int64_t b0, int64_t b1, const float *packed,
+                         float *acc, float *tmp) {
+  const int64_t F = s->F, H = s->H, Fp = s->Fp, Hp = s->Hp;
+  const int relu_hidden = m->kind != TOY_LINEAR;
+  const int absolute = m->kind == TOY_COMPUTATION;
+  const float *restrict enc = packed;
+  const float *restrict drow = s->two_acc ? enc + F * Hp : enc;
+  const float *restrict dec = drow + F * Hp;
+  const float *restrict bias = dec + H * Fp, *restrict imp2 = bias + Fp;
+  float *restrict genc = acc;
+  float *restrict gdec = s->two_acc ? acc + F * Hp : acc;
+  float *restrict gdb = acc + (s->two_acc ? 2 : 1) * F * Hp;
+  vfloat *restrict xt = (vfloat *)tmp, *restrict d = xt + Fp;
+  vfloat *restrict gbt = d + Fp, *restrict h = gbt + Fp, *restrict dh = h + Hp;
+  float *restrict hrow = (float *)(dh + Hp), *restrict dhrow = hrow + VL * Hp;
+  float *restrict row = dhrow + VL * Hp;
+  int32_t *restrict present = (int32_t *)(row + Fp);
+  const vfloat zero = { 0 };
+  vfloat lane_index;
+  double loss = 0.0;
+
+  /* The products run over H8 hidden units and F8 outputs, H and F
+   * rounded up to the block, and the hidden units from H8 to Hp stay 0. */
+  const int64_t H8 = (H + DENSE_BLOCK - 1) / DENSE_BLOCK * DENSE_BLOCK;
+  const int64_t F8 = (F + DENSE_BLOCK - 1) / DENSE_BLOCK * DENSE_BLOCK;
+  for (int l = 0; l < VL; l++) lane_index[l] = (float)l;
+  for (int64_t f = 0; f < Fp; f++) xt[f] = d[f] = gbt[f] = zero;
+  for (int64_t k = 0; k < Hp; k++) h[k] = dh[k] = zero;
+
+  /* Samples with no feature present only reach b_final. Where they are
+   * common, they are counted and left out of the tiles, which are then
+   * filled row by row; otherwise tile_load draws whole tiles. */
+  double p_empty = 1.0;
+  for (int64_t f = 0; f < F; f++)
+    p_empty *= 1.0 - (double)m->feature_probability[i * F + f];
+  const int skip_empty = p_empty > 0.1;
+  int64_t empty = 0;
+  for (int64_t bt = b0; bt < b1;) {
+    int64_t nt = 0;
+    if (!skip_empty) {
+      nt = b1 - bt < VL ? b1 - bt : VL;
+      tile_load(m, i, x, draw, bt, nt, xt, row);
+      bt += nt;
+    } else {
+      for (; nt < VL && bt < b1; bt++) {
+        if (draw != NULL) draw_row(m, draw, bt, i, row);
+        else memcpy(row, x + (bt * m->n_instances + i) * F,
+                    (size_t)F * sizeof(float));
+        int nonzero = 0;
+        for (int64_t f = 0; f < F; f++) nonzero += row[f] != 0.0f;
+        if (nonzero == 0) {
+          empty++;
+          continue;
+        }
+        for (int64_t f = 0; f < F; f++) xt[f][nt] = row[f];
+        nt++;
+      }
+      if (nt == 0) break;
+      for (int64_t f = 0; f < F; f++)
+        for (int64_t t = nt; t < VL; t++) xt[f][t] = 0.0f;
+    }
+    const vfloat active = (vfloat)((vmask)(zero + 1.0f) &
+                                   (lane_index < (float)nt));
+
+    /* h = W1 x, then o = b_final + D h into d */
+    /* The input side skips features absent from the whole tile. */
+    const int64_t np = tile_present(xt, F, present);
+    if (np < F) dense_product_indexed(enc, Hp, xt, present, np, H8, h);
+    else dense_product(enc, Hp, xt, F, H8, NULL, h);
+    if (relu_hidden)
+      for (int64_t k = 0; k < H8; k++) h[k] = where_positive(h[k], h[k]);
+    dense_product(dec, Fp, h, H, F8, bias, d);
+
+    /* loss and d = dL/do, zero where the output ReLU is closed and in
+     * padding lanes */
+    vfloat tile_loss = zero;
+    for (int64_t f = 0; f < F; f++) {
+      vfloat target = xt[f];
+      if (absolute) target = (vfloat)((vmask)target & 0x7fffffff);
+      const vfloat o = d[f];
+      vfloat e = (where_positive(o, o) - target) * active;
+      tile_loss += imp2[f] * e * e;
+      d[f] = where_positive(o, imp2[f] * e);
+      gbt[f] += d[f];
+    }
+    for (int64_t f = F; f < Fp; f++) d[f] = zero;
+    loss += (double)lane_sum(tile_loss);
+
+    /* dh = D^T d through the hidden ReLU */
+    dense_product(drow, Hp, d, F, H8, NULL, dh);
+    if (relu_hidden)
+      for (int64_t k = 0; k < H8; k++) dh[k] = where_positive(h[k], dh[k]);
+
+    /* hidden units to rows, then the weight gradients */
+    for (int64_t k = 0; k < Hp; k++)
+      for (int t = 0; t < VL; t++) {
+        hrow[t * Hp + k] = h[k][t];
+        dhrow[t * Hp + k] = dh[k][t];
+      }
+    dense_outer_any(genc, xt, dhrow, np < F ? present : NULL, np, Hp, H8);
+    dense_outer_any(gdec, d, hrow, NULL, F, Hp, H8);
+  }
+  for (int64_t f = 0; f < F; f++) gdb[f] += lane_sum(gbt[f]);
+  return loss + add_empty_samples(empty, F, bias, imp2, gdb);
+}
+
+
+/* Chooses the dense tiles over sparse_unit for instance i (not on the
+ * Gram path) from the expected count of present features. sparse_unit
+ * saves little on the output side, where most ReLUs are open early in
+ * training, and the dense tiles leave out empty samples and absent
+ * features, so they win unless most samples are empty.
+ * NOTE: the threshold 0.4 is where the two crossed on 100->20 neuron and
+ * 100->40 computation models in their first steps (single thread,
+ * AVX-512). */
+static int use_dense(const toy_model *m, int64_t i) {
+  double expected_present = 0.0;
+  for (int64_t f = 0; f < m->n_features; f++)
+    expected_present += m->feature_probability[i * m->n_features + f];
+  return expected_present >= 0.4;
+}
+
+
 static double sparse_backward(toy_model *m, const float *x,
                               const toy_draw *draw, int64_t batch,
                               double *inst_loss) {
@@ -915,9 +1393,14 @@ static double sparse_backward(toy_model *m, const float *x,
       int64_t b0 = batch * part / s.parts, b1 = batch * (part + 1) / s.parts;
       float *a = acc + u * s.unit;
       memset(a, 0, (size_t)s.unit * sizeof(float));
-      double loss = (gram ? gram_unit : sparse_unit)(
-          m, &s, i, x, draw, b0, b1, own, a, tmp + tid * s.thread,
-          m->index_scratch + tid * s.thread_idx);
+      double loss;
+      if (!gram && use_dense(m, i))
+        loss = dense_unit(m, &s, i, x, draw, b0, b1, own, a,
+                          tmp + tid * s.thread);
+      else
+        loss = (gram ? gram_unit : sparse_unit)(
+            m, &s, i, x, draw, b0, b1, own, a, tmp + tid * s.thread,
+            m->index_scratch + tid * s.thread_idx);
       memcpy(a + s.unit - VL, &loss, sizeof loss);
     }
 
@@ -964,8 +1447,8 @@ static double sparse_backward(toy_model *m, const float *x,
 }
 
 
-/* The batch-vectorised tiles win for tiny models; wider ones gain more
- * from skipping absent features and closed ReLUs. */
+/* The batch-vectorised tiles win for tiny models. Wider ones go through
+ * sparse_backward, which picks a kernel per instance. */
 static int use_sparse_pass(const toy_model *m) {
   return m->n_features >= 32 && m->n_hidden >= 8;
 }
@@ -986,10 +1469,6 @@ double toy_backward(toy_model *m, const float *x, int64_t batch,
 
 
 double toy_train_backward(toy_model *m, int64_t batch, double *inst_loss) {
-  toy_draw draw;
-  draw.seed = m->generator.seed;
-  draw.base = generator_reserve(&m->generator,
-                                (uint64_t)(batch * m->n_instances *
-                                           m->n_features));
+  const toy_draw draw = draw_start(m, batch);
   return backward(m, NULL, &draw, batch, inst_loss);
 }

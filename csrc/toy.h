@@ -34,6 +34,10 @@ typedef struct toy_model {
   float *dW1, *dW2, *db_final;
   float *feature_probability, *importance;
   sae_generator generator;
+  /* Per feature [I,F], refilled from feature_probability for each batch:
+   * presence threshold on 32 random bits and their scale to [0, 1). */
+  uint64_t *draw_threshold;
+  float *draw_scale;
   /* Scratch for backward, grown on demand outside parallel regions. */
   float *scratch;
   int64_t scratch_floats;

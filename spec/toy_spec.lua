@@ -382,16 +382,25 @@ describe("sae.toy", function()
     end
 
     local wide_cases = {
+      -- dense instances go through tiles of samples, leaving out the
+      -- samples with no feature present when those are common
       { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
+      { "neuron", 0.03 }, { "computation", 0.03 },
+      -- 20 hidden units end halfway through a vector of 16
+      { "linear", 1, 20 },
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
+      -- very sparse ones sample by sample, skipping absent features
+      { "neuron", 0.005 }, { "computation", 0.005 },
     }
     for _, case in ipairs(wide_cases) do
-      local kind, probability = case[1], case[2]
+      local kind, probability, hidden = case[1], case[2], case[3] or 9
       it("matches finite differences on a wide model (" .. kind
-        .. ", feature probability " .. probability .. ")", function()
-        -- Wide models take the per-sample pass that skips zeros.
-        local model, x = random_case(kind, 33, 5, 2, 40, 9, probability)
+        .. ", feature probability " .. probability .. ", " .. hidden
+        .. " hidden)", function()
+        -- Wide models take the dense tiles, the Gram path or the
+        -- per-sample pass, by feature probability.
+        local model, x = random_case(kind, 33, 5, 2, 40, hidden, probability)
         for f = 1, 40 do              -- samples with no feature present
           x[2][1][f] = 0
           x[4][2][f] = 0
@@ -507,6 +516,51 @@ describe("sae.toy", function()
         end
         local n, p = B * 10, probs[i]
         assert.near(p, count / n, 4 * math.sqrt(p * (1 - p) / n))
+      end
+    end)
+
+    it("draws uniform magnitudes whatever the probability", function()
+      -- magnitudes of present features at a high and a low probability;
+      -- neighbouring features share a 64-bit draw, so check that they
+      -- are uncorrelated too
+      for _, case in ipairs({ { "linear", 1.0 }, { "linear", 0.01 },
+                              { "computation", 1.0 },
+                              { "computation", 0.01 } }) do
+        local kind, p = case[1], case[2]
+        local m = sae.toy.Model{ kind = kind, n_instances = 1,
+          n_features = 7, n_hidden = 2, feature_probability = p, seed = 21 }
+        local B = math.floor(5000 / (7 * p))
+        local x = m:generate_batch(B):totable()
+        local low = kind == "computation" and -1 or 0
+        local n, sum, below, present = 0, 0, 0, 0
+        local sxy, sx, sy, sxx, syy, pairs = 0, 0, 0, 0, 0, 0
+        for b = 1, B do
+          local v = x[b][1]
+          for f = 1, 7 do
+            if v[f] ~= 0 then
+              local u = (v[f] - low) / (1 - low)   -- back to [0, 1)
+              n, sum = n + 1, sum + u
+              if u < 0.25 then below = below + 1 end
+            end
+          end
+          present = present + (v[1] ~= 0 and 1 or 0)
+          if p == 1.0 then
+            for f = 1, 5, 2 do
+              local a, c = v[f], v[f + 1]
+              sxy, sx, sy = sxy + a * c, sx + a, sy + c
+              sxx, syy, pairs = sxx + a * a, syy + c * c, pairs + 1
+            end
+          end
+        end
+        assert.near(0.5, sum / n, 4 * math.sqrt(1 / 12 / n))
+        assert.near(0.25, below / n, 4 * math.sqrt(0.25 * 0.75 / n))
+        if p == 1.0 then
+          assert.equal(B, present)
+          local cov = sxy / pairs - (sx / pairs) * (sy / pairs)
+          local var_x = sxx / pairs - (sx / pairs) ^ 2
+          local var_y = syy / pairs - (sy / pairs) ^ 2
+          assert.near(0, cov / math.sqrt(var_x * var_y), 4 / math.sqrt(pairs))
+        end
       end
     end)
 
