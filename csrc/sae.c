@@ -192,8 +192,21 @@ sae_status sae_reserve(sae_sae *s, int64_t batch) {
 }
 
 
+/* Zeroes the gradients, split in contiguous chunks across the threads
+ * once there are enough of them to pay for the fork. */
 void sae_zero_grad(sae_sae *s) {
-  memset(s->grad->data, 0, (size_t)s->nparams * sizeof(float));
+  float *g = sae_gradp(s, 0);
+  const int64_t n = s->nparams;
+  #pragma omp parallel if (n > 262144)
+  {
+#ifdef _OPENMP
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+    const int64_t nt = 1, t = 0;
+#endif
+    int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+    memset(g + lo, 0, (size_t)(hi - lo) * sizeof(float));
+  }
 }
 
 
@@ -547,9 +560,14 @@ static void pass_blas(sae_sae *s, const float *h, const int64_t *hs,
   #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < B; b++)
     for (int64_t i = 0; i < I; i++) {
-      const float *hr = h + b * hs[0] + i * hs[1];
-      float *x = s->hc + (b * I + i) * D;
-      for (int64_t j = 0; j < D; j++) x[j] = hr[j * hs[2]] - bd[i * D + j];
+      const float *hr = h + b * hs[0] + i * hs[1], *bdi = bd + i * D;
+      float *restrict x = s->hc + (b * I + i) * D;
+      if (hs[2] == 1) {
+        #pragma omp simd
+        for (int64_t j = 0; j < D; j++) x[j] = hr[j] - bdi[j];
+      } else {
+        for (int64_t j = 0; j < D; j++) x[j] = hr[j * hs[2]] - bdi[j];
+      }
     }
 
   /* pre = hc W_enc */
@@ -569,6 +587,7 @@ static void pass_blas(sae_sae *s, const float *h, const int64_t *hs,
         const float *bei = be + i * H;
         float *c = cnt + i * H;
         float l1 = 0.0f;
+        #pragma omp simd reduction(+:l1)
         for (int64_t k = 0; k < H; k++) {
           float v = a[k] + bei[k];
           v = v > 0.0f ? v : 0.0f;
@@ -599,15 +618,28 @@ static void pass_blas(sae_sae *s, const float *h, const int64_t *hs,
     #pragma omp for schedule(static)
     for (int64_t b = 0; b < B; b++)
       for (int64_t i = 0; i < I; i++) {
-        const float *hr = h + b * hs[0] + i * hs[1];
+        const float *hr = h + b * hs[0] + i * hs[1], *bdi = bd + i * D;
+        const int64_t st = hs[2];
         float *r = s->rec + (b * I + i) * D, *e = s->dr + (b * I + i) * D;
+        float *es = drsum + i * D;
         float l2 = 0.0f;
-        for (int64_t j = 0; j < D; j++) {
-          r[j] += bd[i * D + j];
-          float d = r[j] - hr[j * hs[2]];
-          l2 += d * d;
-          e[j] = d * scale_dr;
-          drsum[i * D + j] += e[j];
+        if (st == 1) {
+          #pragma omp simd reduction(+:l2)
+          for (int64_t j = 0; j < D; j++) {
+            r[j] += bdi[j];
+            float d = r[j] - hr[j];
+            l2 += d * d;
+            e[j] = d * scale_dr;
+            es[j] += e[j];
+          }
+        } else {
+          for (int64_t j = 0; j < D; j++) {
+            r[j] += bdi[j];
+            float d = r[j] - hr[j * st];
+            l2 += d * d;
+            e[j] = d * scale_dr;
+            es[j] += e[j];
+          }
         }
         s->l2[b * I + i] = l2 * inv_d;
       }
@@ -709,9 +741,11 @@ void sae_normalize_decoder(sae_sae *s) {
     for (int64_t r = 0; r < I * H; r++) {
       float *w = Wd + r * D;
       float n2 = 0.0f;
+      #pragma omp simd reduction(+:n2)
       for (int64_t j = 0; j < D; j++) n2 += w[j] * w[j];
       if (n2 > 0.0f) {
         float inv = 1.0f / sqrtf(n2);
+        #pragma omp simd
         for (int64_t j = 0; j < D; j++) w[j] *= inv;
       }
     }
