@@ -777,7 +777,9 @@ void sae_adam_step(sae_sae *s, float lr, float beta1, float beta2, float eps,
   double bc2 = 1.0 - pow(beta2, (double)s->adam_t);
   float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
   int64_t n = s->nparams;
-  #pragma omp parallel for if (n > 65536) schedule(static)
+  /* without the simd directive GCC 12 at -O2 leaves this loop scalar;
+   * the if clause names parallel so that it cannot switch simd off */
+  #pragma omp parallel for simd if (parallel: n > 65536) schedule(simd: static)
   for (int64_t q = 0; q < n; q++) {
     float gq = g[q] + weight_decay * p[q];
     float mq = beta1 * m[q] + (1.0f - beta1) * gq;
