@@ -706,12 +706,9 @@ static void pass_blas(sae_sae *s, const float *h, const int64_t *hs,
   for (int64_t i = 0; i < I; i++) {
     for (int64_t k = 0; k < H; k++) gbe[i * H + k] += dsum[i * H + k];
     /* d(loss)/d(b_dec) = sum dr - W_enc (sum dpre) */
-    for (int64_t j = 0; j < D; j++) {
-      const float *w = We + i * D * H + j * H, *ds = dsum + i * H;
-      float sum = 0.0f;
-      for (int64_t k = 0; k < H; k++) sum += w[k] * ds[k];
-      gbd[i * D + j] += drsum[i * D + j] - sum;
-    }
+    for (int64_t j = 0; j < D; j++) gbd[i * D + j] += drsum[i * D + j];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)D, (int)H, -1.0f,
+                We + i * D * H, (int)H, dsum + i * H, 1, 1.0f, gbd + i * D, 1);
   }
 }
 
