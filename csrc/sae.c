@@ -667,6 +667,7 @@ static void pass_blas(sae_sae *s, const float *h, const int64_t *hs,
         for (int64_t i = 0; i < I; i++) {
           const float *a = s->acts + (b * I + i) * H;
           float *dp = s->dpre + (b * I + i) * H, *ds = dsum + i * H;
+          #pragma omp simd
           for (int64_t k = 0; k < H; k++) {
             float v = a[k] > 0.0f ? dp[k] + cB : 0.0f;
             dp[k] = v;
