@@ -36,6 +36,8 @@
 #define SAE_PARALLEL_MIN_WORK 32768
 /* a neuron counts as active above this activation (as the exercises do) */
 #define SAE_ACTIVE_EPS 1e-8f
+/* columns per task when normalising the tied encoder */
+#define SAE_NORM_COLS 256
 
 
 static int max_threads(void) {
@@ -749,16 +751,29 @@ void sae_normalize_decoder(sae_sae *s) {
     }
     return;
   }
+  /* Tied: the columns of W_enc [D, H]. Each task takes a block of
+   * SAE_NORM_COLS columns of one instance and walks its rows twice (sum
+   * the squares, then scale), so the inner loops run over contiguous k. */
   float *We = sae_param(s, s->off_W_enc);
-  for (int64_t i = 0; i < I; i++) {
-    float *w = We + i * D * H;
-    for (int64_t k = 0; k < H; k++) {
-      float n2 = 0.0f;
-      for (int64_t j = 0; j < D; j++) n2 += w[j * H + k] * w[j * H + k];
-      if (n2 > 0.0f) {
-        float inv = 1.0f / sqrtf(n2);
-        for (int64_t j = 0; j < D; j++) w[j * H + k] *= inv;
-      }
+  const int64_t nblk = (H + SAE_NORM_COLS - 1) / SAE_NORM_COLS;
+  #pragma omp parallel for if (I * H * D > 65536) schedule(static)
+  for (int64_t task = 0; task < I * nblk; task++) {
+    const int64_t i = task / nblk, k0 = task % nblk * SAE_NORM_COLS;
+    const int64_t nk = H - k0 < SAE_NORM_COLS ? H - k0 : SAE_NORM_COLS;
+    float *w = We + i * D * H + k0;
+    float n2[SAE_NORM_COLS];
+    for (int64_t k = 0; k < nk; k++) n2[k] = 0.0f;
+    for (int64_t j = 0; j < D; j++) {
+      const float *wj = w + j * H;
+      #pragma omp simd
+      for (int64_t k = 0; k < nk; k++) n2[k] += wj[k] * wj[k];
+    }
+    for (int64_t k = 0; k < nk; k++)
+      n2[k] = n2[k] > 0.0f ? 1.0f / sqrtf(n2[k]) : 1.0f;
+    for (int64_t j = 0; j < D; j++) {
+      float *wj = w + j * H;
+      #pragma omp simd
+      for (int64_t k = 0; k < nk; k++) wj[k] *= n2[k];
     }
   }
 }

@@ -317,6 +317,41 @@ describe("sae.SAE", function()
         end
       end
     end)
+
+    -- 600 columns span several column blocks with a partial last one,
+    -- and 2 x 70 x 600 weights are enough to run on all threads.
+    it("matches a Lua reference for the tied encoder columns", function()
+      local I, D, H = 2, 70, 600
+      local s = sae.SAE { n_instances = I, n_input_ae = D, n_hidden_ae = H,
+        tied_weights = true, seed = 11 }
+      local before = s.W_enc:totable()
+      s:normalize_decoder()
+      local after = s.W_enc:totable()
+      for i = 1, I do
+        for k = 1, H do
+          local n2 = 0
+          for j = 1, D do n2 = n2 + before[i][j][k] ^ 2 end
+          local n = math.sqrt(n2)
+          for j = 1, D do assert.near(before[i][j][k] / n, after[i][j][k], 1e-6) end
+        end
+      end
+    end)
+
+    it("matches a Lua reference for large decoder rows", function()
+      local I, D, H = 2, 70, 600
+      local s = sae.SAE { n_instances = I, n_input_ae = D, n_hidden_ae = H, seed = 12 }
+      local before = s.W_dec:totable()
+      s:normalize_decoder()
+      local after = s.W_dec:totable()
+      for i = 1, I do
+        for k = 1, H do
+          local n2 = 0
+          for j = 1, D do n2 = n2 + before[i][k][j] ^ 2 end
+          local n = math.sqrt(n2)
+          for j = 1, D do assert.near(before[i][k][j] / n, after[i][k][j], 1e-6) end
+        end
+      end
+    end)
   end)
 
   describe("shape checks", function()
