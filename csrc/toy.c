@@ -1525,19 +1525,30 @@ static double sparse_backward(toy_model *m, const float *x,
       double sum = 0.0;
       const int gram = use_gram(m, i);
       if (gram) gram_reduce(m, &s, i, acc + i * s.parts * s.unit, own);
+      const float *first = acc + i * s.parts * s.unit;
       for (int64_t part = 0; part < s.parts; part++) {
-        const float *a = acc + (i * s.parts + part) * s.unit;
+        const float *a = first + part * s.unit;
+        double loss;
+        memcpy(&loss, a + s.unit - VL, sizeof loss);
+        sum += loss;
         if (gram) {
           const float *gdb = a + F * s.Fp;
           for (int64_t f = 0; f < F; f++) db[f] += gdb[f];
-          double loss;
-          memcpy(&loss, a + s.unit - VL, sizeof loss);
-          sum += loss;
-          continue;
         }
-        const float *genc = a;
-        const float *gdec = s.two_acc ? a + F * s.Hp : a;
-        const float *gdb = a + (s.two_acc ? 2 : 1) * F * s.Hp;
+      }
+      if (!gram) {
+        /* The parts are summed in order into the first one, which is then
+         * added to the gradients in one transposing pass. */
+        const int64_t n = (s.two_acc ? 2 : 1) * F * s.Hp + s.Fp;
+        float *restrict a0 = acc + i * s.parts * s.unit;
+        for (int64_t part = 1; part < s.parts; part++) {
+          const float *restrict a = a0 + part * s.unit;
+          #pragma omp simd
+          for (int64_t e = 0; e < n; e++) a0[e] += a[e];
+        }
+        const float *genc = a0;
+        const float *gdec = s.two_acc ? a0 + F * s.Hp : a0;
+        const float *gdb = a0 + (s.two_acc ? 2 : 1) * F * s.Hp;
         for (int64_t f = 0; f < F; f++) {
           for (int64_t k = 0; k < H; k++) {
             dW1[k * F + f] += genc[f * s.Hp + k];
@@ -1545,9 +1556,6 @@ static double sparse_backward(toy_model *m, const float *x,
           }
           db[f] += gdb[f];
         }
-        double loss;
-        memcpy(&loss, a + s.unit - VL, sizeof loss);
-        sum += loss;
       }
       /* The units summed imp2 * e^2 = 2 * scale * importance * e^2. */
       double mean = sum / (2.0 * (double)scale) / (double)(batch * F);
