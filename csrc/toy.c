@@ -137,9 +137,11 @@ void toy_reset_parameters(toy_model *m) {
 /* ---------------------------------------------------------------- batch */
 
 /* Row (b, i) of a batch owns the draws base + (b * I + i) * Fh + j,
- * Fh = ceil(F / 2): draw j gives 64 bits, the low half to feature 2j and
- * the high half to feature 2j + 1, so each value is a pure function of
- * (seed, counter) whatever the thread count or the pass that draws it.
+ * Fh = ceil(F / 2): with F2 = floor(F / 2), draw j gives 64 bits, the low
+ * half to feature j and the high half to feature j + F2 (an odd last
+ * feature takes the low half of draw F2). Each value is then a pure
+ * function of (seed, counter) whatever the thread count or the pass that
+ * draws it, and a row is written as two contiguous halves.
  *
  * A feature with probability p is present when its 32 bits r are below
  * p * 2^32. Given that, r / (p * 2^32) is uniform in [0, 1) and gives the
@@ -210,6 +212,16 @@ static inline float draw_magnitude(const toy_draw *d, uint64_t r) {
 }
 
 
+/* The 32 bits of feature f of a row whose draws start at c0. */
+static inline uint64_t feature_bits(const toy_draw *d, uint64_t c0,
+                                    int64_t f, int64_t F) {
+  const int64_t F2 = F / 2;
+  if (f < F2) return draw_bits(d->key, c0 + (uint64_t)f) & 0xFFFFFFFFu;
+  if (f < 2 * F2) return draw_bits(d->key, c0 + (uint64_t)(f - F2)) >> 32;
+  return draw_bits(d->key, c0 + (uint64_t)F2) & 0xFFFFFFFFu;
+}
+
+
 /* Redraws the pair features of row (b, i), whose draws start at c0, over
  * the independent values already in `row`. */
 static void draw_pairs(const toy_model *m, const toy_draw *d, uint64_t c0,
@@ -217,20 +229,22 @@ static void draw_pairs(const toy_model *m, const toy_draw *d, uint64_t c0,
   const int64_t nc = m->n_correlated_pairs, na = m->n_anticorrelated_pairs;
   const float *p = m->feature_probability + i * m->n_features;
   const uint64_t *thr = d->threshold + i * m->n_features;
-  /* Correlated pair k is draw k: the first feature keeps its independent
-   * value, and the second is present with it, with a magnitude from the
-   * high half. */
+  const int64_t F = m->n_features;
+  /* Correlated pair k: the first feature keeps its independent value,
+   * and the second is present with it, with a magnitude from its own
+   * bits. */
   for (int64_t k = 0; k < nc; k++) {
-    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
-    int on = (z & 0xFFFFFFFFu) < thr[2 * k];
-    row[2 * k + 1] = on ? draw_magnitude(d, z >> 32) : 0.0f;
+    int on = feature_bits(d, c0, 2 * k, F) < thr[2 * k];
+    uint64_t hi = feature_bits(d, c0, 2 * k + 1, F);
+    row[2 * k + 1] = on ? draw_magnitude(d, hi) : 0.0f;
   }
   /* Anticorrelated pair: one of the two is present with probability 2p
-   * (p of the first feature), the low bit of the high half says which,
-   * so each is present with probability p and never both. */
+   * (p of the first feature) from the bits of the first, and the low bit
+   * of the second's bits selects which, so each is present with
+   * probability p and never both. */
   for (int64_t k = nc; k < nc + na; k++) {
-    uint64_t z = draw_bits(d->key, c0 + (uint64_t)k);
-    uint64_t r = z & 0xFFFFFFFFu, hi = z >> 32;
+    uint64_t r = feature_bits(d, c0, 2 * k, F);
+    uint64_t hi = feature_bits(d, c0, 2 * k + 1, F);
     int on = (double)r < 2.0 * (double)p[2 * k] * 0x1.0p32;
     int first = (hi & 1u) == 0;
     float v = draw_magnitude(d, hi);
@@ -253,10 +267,10 @@ static void draw_row(const toy_model *m, const toy_draw *d, int64_t b,
   #pragma omp simd
   for (int64_t j = 0; j < F2; j++) {
     uint64_t z = draw_bits(key, c0 + (uint64_t)j);
-    row[2 * j] = draw_value(z & 0xFFFFFFFFu, thr[2 * j], scale[2 * j],
-                            mag_scale, mag_offset);
-    row[2 * j + 1] = draw_value(z >> 32, thr[2 * j + 1], scale[2 * j + 1],
-                                mag_scale, mag_offset);
+    row[j] = draw_value(z & 0xFFFFFFFFu, thr[j], scale[j], mag_scale,
+                        mag_offset);
+    row[j + F2] = draw_value(z >> 32, thr[j + F2], scale[j + F2],
+                             mag_scale, mag_offset);
   }
   if (F & 1) {
     uint64_t z = draw_bits(key, c0 + (uint64_t)F2);
@@ -318,7 +332,7 @@ static void tile_load(const toy_model *m, int64_t i, const float *x,
     }
     return;
   }
-  /* Features 2j and 2j + 1 of the tile are the two halves of one vector
+  /* Features j and j + F2 of the tile are the two halves of one vector
    * of draws whose counters are I * Fh apart. */
   const int64_t Fh = draws_per_row(F);
   const uint64_t stride = (uint64_t)(I * Fh);
@@ -328,10 +342,11 @@ static void tile_load(const toy_model *m, int64_t i, const float *x,
   const uint64_t key = draw->key;
   const float mag_scale = draw->mag_scale;
   const float mag_offset = draw->mag_offset;
+  const int64_t F2 = F / 2;
   for (int64_t j = 0; j < Fh; j++) {
-    const int64_t f = 2 * j, second = f + 1 < F;
-    const uint64_t thr0 = thr[f], thr1 = second ? thr[f + 1] : 0;
-    const float scale0 = scale[f], scale1 = second ? scale[f + 1] : 0.0f;
+    const int64_t f = j < F2 ? j : F - 1, second = j < F2;
+    const uint64_t thr0 = thr[f], thr1 = second ? thr[j + F2] : 0;
+    const float scale0 = scale[f], scale1 = second ? scale[j + F2] : 0.0f;
     float lo[VL], hi[VL];
     #pragma omp simd
     for (int64_t t = 0; t < VL; t++) {
@@ -343,7 +358,7 @@ static void tile_load(const toy_model *m, int64_t i, const float *x,
                          mag_offset);
     }
     memcpy(&xt[f], lo, sizeof lo);
-    if (second) memcpy(&xt[f + 1], hi, sizeof hi);
+    if (second) memcpy(&xt[j + F2], hi, sizeof hi);
   }
   /* Pairs are redrawn sample by sample, over the independent values, as
    * draw_row does. */
