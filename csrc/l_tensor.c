@@ -2,7 +2,7 @@
  * l_tensor.c: the sae.Tensor userdata: creation from Lua values, views,
  * indexing and the binding helpers declared in lsae.h.
  *
- * A tensor userdata holds an sae_tensor by value. It is created with
+ * A tensor userdata stores an sae_tensor by value. It is created with
  * storage NULL and its metatable set before any memory is taken, so
  * __gc is always safe to run.
  */
@@ -78,7 +78,7 @@ sae_tensor *l_newtensor(lua_State *L, sae_dtype dtype, int ndim,
 
 
 void l_account(lua_State *L, size_t nbytes) {
-  /* The collector sees only the small userdata, so without these hints a
+  /* The collector counts only the small userdata, so without these hints a
    * loop of `z = x + y` on large tensors piles up gigabytes of garbage.
    * The step hint paces ordinary calls. Lua 5.4.4 makes no progress on such
    * steps when they come from inside a metamethod such as __add, so a full

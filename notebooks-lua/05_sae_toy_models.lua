@@ -7,20 +7,17 @@
 -- first without resampling (some neurons die and their features stay
 -- unmatched), then with simple and with Anthropic resampling.
 --
---   lua5.4 notebooks-lua/05_sae_toy_models.lua [--quick]
+--   lua5.4 notebooks-lua/05_sae_toy_models.lua [--quick] [--out DIR] [--format svg]
 --
 -- --quick is a smoke run with short training (under 30 s). Figures go
--- under out/05_*.
+-- under out/05_* (or DIR/05_*).
 
 local sae = require "sae"
 
-local quick = false
-for _, a in ipairs(arg or {}) do
-  if a == "--quick" then quick = true end
-end
+local nb = dofile((arg and arg[0] and arg[0]:match("^(.*/)") or "./") .. "common.lua")
+nb.setup("Notebook 05: sparse autoencoders on the 5-in-2 toy model")
+local quick = nb.quick
 local progress = not quick
-
-os.execute("mkdir -p out")
 
 local function section(title)
   print()
@@ -53,12 +50,12 @@ model:train { steps = quick and 3000 or 10000, progress = progress, seed = 1 }
 print(string.format("trained the toy model (%d instances)", I))
 try_plot("features_in_2d", model.W, {
   title = "Superposition: 5 features represented in 2D space",
-  file = "out/05_toy_features.png",
+  file = nb.figure("05_toy_features"),
 })
 try_plot("features_in_2d", model.W, {
   title = "Hidden states of a random batch (gray) under the feature directions",
   hidden = model:hidden(model:generate_batch(250)),
-  file = "out/05_toy_hidden.png",
+  file = nb.figure("05_toy_hidden"),
 })
 
 
@@ -184,19 +181,19 @@ local function plots(tag, log, autoencoder)
   end
   try_plot("animate_features_in_2d", frames, {
     row_titles = { "Encoder weights", "Decoder weights" },
-    file = "out/05_" .. tag .. "_features.gif",
+    file = nb.out .. "/05_" .. tag .. "_features.gif",
   })
   local frac = sae.zeros(#log.frac_active, I, F)
   for n, f in ipairs(log.frac_active) do frac[n]:copy_(f) end
   try_plot("frac_active_line", frac, {
     x = log.steps, feature_probability = 0.01,
     title = "Fraction of the batch on which each SAE neuron fires (" .. tag .. ")",
-    file = "out/05_" .. tag .. "_frac_active.png",
+    file = nb.figure("05_" .. tag .. "_frac_active"),
   })
   local h = hidden_batch(250)
   try_plot("reconstruction", h, autoencoder:forward(h).h_reconstructed, {
     title = "Hidden states and their SAE reconstructions (" .. tag .. ")",
-    file = "out/05_" .. tag .. "_reconstruction.png",
+    file = nb.figure("05_" .. tag .. "_reconstruction"),
   })
 end
 

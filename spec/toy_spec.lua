@@ -385,13 +385,17 @@ describe("sae.toy", function()
       -- dense instances go through tiles of samples, leaving out the
       -- samples with no feature present when those are common
       { "linear", 1 }, { "neuron", 1 }, { "computation", 1 },
-      { "neuron", 0.03 }, { "computation", 0.03 },
+      { "neuron", 0.03 },
       -- 20 hidden units end halfway through a vector of 16
       { "linear", 1, 20 },
+      -- sparse computation instances keep the output side in the tiles
+      -- and take the input side sample by sample
+      { "computation", 0.1 }, { "computation", 0.03 },
+      { "computation", 0.1, 20 }, { "computation", 0.005 },
       -- sparse linear instances go through the Gram matrix W^T W
       { "linear", 0.1 },
       -- very sparse ones sample by sample, skipping absent features
-      { "neuron", 0.005 }, { "computation", 0.005 },
+      { "neuron", 0.005 },
     }
     for _, case in ipairs(wide_cases) do
       local kind, probability, hidden = case[1], case[2], case[3] or 9

@@ -32,6 +32,23 @@ function plot.frac_active_line(frac_active, opts)
   local cols = math.min(I, options.columns or 4)
   local grid_rows = math.ceil(I / cols)
   local x_max = x and select(2, data.range(x)) or T
+  -- One y range for every panel, from the smallest positive fraction
+  -- (rounded down to a power of ten), so panels compare at a glance.
+  local y_min = 1
+  for k = 1, T do
+    for i = 1, I do
+      for n = 1, N do
+        local v = t[k][i][n]
+        if v > 0 and v < y_min then y_min = v end
+      end
+    end
+  end
+  if p then
+    for i = 1, I do
+      if p[i] > 0 and p[i] < y_min then y_min = p[i] end
+    end
+  end
+  y_min = 10 ^ math.floor(math.log(y_min, 10))
   multiplot(s, grid_rows, cols, options.title)
   for i = 1, I do
     s:add("reset")
@@ -42,7 +59,7 @@ function plot.frac_active_line(frac_active, opts)
     if x_max > 0 then s:add("set xtics %s", num(nice_tic(x_max))) end
     if options.logy ~= false then
       s:add("set logscale y")
-      s:add("set yrange [*:1.2]")
+      s:add("set yrange [%s:1.2]", num(y_min))
     else
       s:add("set yrange [0:1.05]")
     end
