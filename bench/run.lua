@@ -42,14 +42,14 @@ function report.section(title)
   io.stdout:flush()
 end
 
-local wanted = {}
-for i = 1, #arg do wanted[arg[i]] = true end
+local requested = {}
+for i = 1, #arg do requested[arg[i]] = true end
 
 local failed = 0
 for _, name in ipairs(PARTS) do
   local path = script_dir .. "/" .. name .. ".lua"
   local file = io.open(path, "r")
-  if file ~= nil and (next(wanted) == nil or wanted[name]) then
+  if file ~= nil and (next(requested) == nil or requested[name]) then
     file:close()
     print(string.format("== bench/%s.lua", name))
     local ok, err = pcall(function() dofile(path)(report) end)

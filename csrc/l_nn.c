@@ -186,9 +186,9 @@ static void ce_checkoptions(lua_State *L, int arg, ce_options *o) {
  * For 2-D logits this is torch.nn.functional.cross_entropy. For [N, T, C]
  * it is the same on the flattened [N*T, C], whereas PyTorch would want
  * the classes on dim 2. opts: reduction ("mean" by default, "sum",
- * "none"), ignore_index (-100 by default), label_smoothing (0), weight
- * (float32 [C] class weights; the mean then divides by the summed weights
- * of the targets, as in PyTorch). */
+ * "none"), ignore_index (-100 by default), label_smoothing (0) and weight
+ * (float32 [C] class weights). With weights the mean divides by the summed
+ * weights of the targets, as PyTorch does. */
 static int l_cross_entropy(lua_State *L) {
   const char *fname = "cross_entropy";
   sae_tensor *logits = l_checkfloat(L, 1, fname);

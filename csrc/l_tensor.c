@@ -540,6 +540,8 @@ static int l_view(lua_State *L, const char *fname, int copy_if_needed) {
   int64_t size[SAE_MAX_DIMS];
   int ndim = l_checkshape(L, 2, -1, fname, 1, size);
   int64_t known = 1, infer = -1, n = tensor_numel(t);
+
+  /* resolve the -1 size, if any, from the element count */
   for (int d = 0; d < ndim; d++) {
     if (size[d] == -1) infer = d;
     else known = (known != 0 && size[d] > INT64_MAX / known) ? -1
@@ -551,6 +553,7 @@ static int l_view(lua_State *L, const char *fname, int copy_if_needed) {
   } else if (known != n) {
     goto mismatch;
   }
+
   if (!tensor_is_contiguous(t)) {
     if (!copy_if_needed) {
       char sa[160];
@@ -562,6 +565,7 @@ static int l_view(lua_State *L, const char *fname, int copy_if_needed) {
     tensor_copy(c, t);
     t = c;
   }
+
   sae_tensor *v = l_pushview(L, t);
   v->ndim = ndim;
   for (int d = 0; d < ndim; d++) v->size[d] = size[d];

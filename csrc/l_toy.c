@@ -4,8 +4,8 @@
  *
  * The userdata contains a toy_model. Its parameters, gradients,
  * feature_probability and importance are sae.Tensor views of the model's
- * storages, created once and cached in the userdata's user value, so
- * model.W is the same tensor object on every access and stays valid (it
+ * storages. They are created once and cached in the userdata's user value,
+ * so model.W is the same tensor object on every access and stays valid (it
  * retains the storage) after the model is collected.
  */
 #include <math.h>

@@ -3,7 +3,7 @@
  *
  * Operands are described by their strides, so transposed and narrowed
  * views go to sgemm with a transpose flag and a leading dimension instead
- * of being copied. This layer knows nothing of Lua.
+ * of being copied. This layer does not include lua.h.
  */
 #ifndef SAE_LINALG_H
 #define SAE_LINALG_H

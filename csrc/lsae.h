@@ -6,7 +6,7 @@
  *   "<function>: argument #<n> (<name>) expected <what>, got <what>"
  * with both shapes for shape mismatches. They are raised with
  * luaL_error, so pcall catches them. luaL_error formats with
- * lua_pushfstring, which knows %d %I %f %s %c %p but not %lld: pass 64-bit
+ * lua_pushfstring, which accepts %d %I %f %s %c %p but not %lld: pass 64-bit
  * integers as (lua_Integer) with %I. Never pass user text as the format.
  */
 #ifndef SAE_LSAE_H
@@ -27,7 +27,7 @@ sae_tensor *l_checkfloat(lua_State *L, int arg, const char *fname);
 sae_tensor *l_testtensor(lua_State *L, int arg);
 
 /* Pushes a new tensor with a fresh contiguous storage; raises on bad
- * sizes or out of memory. `zero` asks for zero-filled memory. */
+ * sizes or out of memory. `zero` requests zero-filled memory. */
 sae_tensor *l_newtensor(lua_State *L, sae_dtype dtype, int ndim,
                         const int64_t *size, int zero);
 /* Tells the Lua collector that `nbytes` of tensor memory were just taken,
@@ -39,9 +39,9 @@ sae_tensor *l_newlike(lua_State *L, const sae_tensor *like, int zero);
 /* Pushes a new view of src's storage (same sizes, strides, offset);
  * the caller may then change the view's geometry. */
 sae_tensor *l_pushview(lua_State *L, const sae_tensor *src);
-/* Pushes a tensor with no storage yet (storage NULL, 0-d float32), with
- * its metatable set; the caller then attaches a storage it made, so the
- * storage is never leaked if pushing raises. */
+/* Pushes a tensor with no storage yet (storage NULL, 0-d float32) and its
+ * metatable set. The caller then attaches a storage it made, so that
+ * storage cannot leak when pushing raises. */
 sae_tensor *l_pushtensor(lua_State *L);
 
 /* Reads a shape given either as numbers from `arg` up to `last`

@@ -23,7 +23,8 @@ const char *sae_dtype_name(sae_dtype dtype) {
 sae_storage *storage_new(size_t nbytes, int zero) {
   sae_storage *s = malloc(sizeof *s);
   if (s == NULL) return NULL;
-  /* 64-byte alignment suits AVX-512 loads; size rounded up as C11 asks */
+  /* 64-byte alignment suits AVX-512 loads. C11 aligned_alloc requires the
+   * size to be a multiple of the alignment, so it is rounded up. */
   size_t alloc = (nbytes + 63) & ~(size_t)63;
   if (alloc < nbytes) { free(s); return NULL; }
   if (alloc == 0) alloc = 64;

@@ -2,7 +2,7 @@
  * tensor.h: refcounted storage and strided views of float32 and int64
  * tensors, plus the shape helpers every kernel shares.
  *
- * This layer knows nothing of Lua. Functions that can fail return an
+ * This layer does not include lua.h. Functions that can fail return an
  * sae_status; callers (the Lua bindings) check shapes and arguments before
  * calling a kernel, so kernels assume valid input.
  */
@@ -37,7 +37,7 @@ typedef struct sae_storage {
 
 /* A view: element (i1, ..., in) lives at
  * data[offset + sum_k i_k * stride[k]] with 0-based i_k. Sizes of 0 are
- * allowed; a 0-dimensional tensor holds one element. */
+ * allowed; a 0-dimensional tensor has one element. */
 typedef struct sae_tensor {
   sae_storage *storage;
   sae_dtype dtype;
@@ -51,7 +51,7 @@ size_t sae_dtype_size(sae_dtype dtype);
 const char *sae_dtype_name(sae_dtype dtype);
 
 /* Storage. storage_new returns NULL when out of memory or when the byte
- * count overflows. `zero` asks for zero-filled memory. */
+ * count overflows. `zero` requests zero-filled memory. */
 sae_storage *storage_new(size_t nbytes, int zero);
 void storage_retain(sae_storage *s);
 void storage_release(sae_storage *s);

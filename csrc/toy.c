@@ -238,10 +238,10 @@ static void draw_pairs(const toy_model *m, const toy_draw *d, uint64_t c0,
     uint64_t hi = feature_bits(d, c0, 2 * k + 1, F);
     row[2 * k + 1] = on ? draw_magnitude(d, hi) : 0.0f;
   }
-  /* Anticorrelated pair: one of the two is present with probability 2p
-   * (p of the first feature) from the bits of the first, and the low bit
-   * of the second's bits selects which, so each is present with
-   * probability p and never both. */
+  /* Anticorrelated pair: the bits of the first feature decide whether one
+   * of the two is present, with probability 2p (p of the first feature).
+   * The low bit of the second feature's bits then picks which one, so
+   * each is present with probability p and never both. */
   for (int64_t k = nc; k < nc + na; k++) {
     uint64_t r = feature_bits(d, c0, 2 * k, F);
     uint64_t hi = feature_bits(d, c0, 2 * k + 1, F);
@@ -295,7 +295,7 @@ void toy_generate_batch(toy_model *m, float *out, int64_t batch) {
 /* ----------------------------------------------------------- tile passes */
 
 /* Models too narrow for the per-sample pass go through the batch in
- * tiles of VL samples of one instance. A tile holds one vfloat per
+ * tiles of VL samples of one instance. A tile stores one vfloat per
  * feature or hidden unit, so every product with the tiny weight
  * matrices is a vector operation over the tile. Gradients are summed
  * lane-wise over all the tiles of an instance and reduced across lanes
@@ -1081,9 +1081,9 @@ static void gram_reduce(toy_model *m, const sparse_layout *s, int64_t i,
 
 
 static int64_t dense_thread_floats(int64_t Fp, int64_t Hp) {
-  /* xt, d, gbt [Fp] and h, dh [Hp] vfloats; hrow, dhrow [VL][Hp];
-   * row [Fp]; present [Fp] indices; xval [VL][Fp] and xidx [VL][Fp]
-   * indices for the present features of each sample */
+  /* Per thread: the vfloats xt, d, gbt [Fp] and h, dh [Hp], the floats
+   * hrow, dhrow [VL][Hp] and row [Fp], the indices present [Fp], and
+   * xval, xidx [VL][Fp] for the present features of each sample. */
   return VL * (3 * Fp + 2 * Hp) + 2 * VL * Hp + 2 * Fp + 2 * VL * Fp;
 }
 

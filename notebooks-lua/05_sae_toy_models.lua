@@ -3,9 +3,9 @@
 -- We train the 5-features-in-2-D toy model at feature probability 0.01,
 -- so the hidden space contains five known feature directions in a pentagon.
 -- SAEs with five hidden units then learn to reconstruct the hidden
--- states; we check whether their decoder rows find the true features,
--- first without resampling (some neurons die and their features stay
--- unmatched), then with simple and with Anthropic resampling.
+-- states, and we check whether their decoder rows find the true features.
+-- Without resampling some neurons die and their features stay unmatched,
+-- so the SAEs are trained again with simple and with Anthropic resampling.
 --
 --   lua5.4 notebooks-lua/05_sae_toy_models.lua [--quick] [--out DIR] [--format svg]
 --

@@ -3,7 +3,7 @@
 -- The layout follows PyTorch's tensor printing: nested brackets, one common
 -- number format and width for every value shown, and the middle of each
 -- dimension elided with "..." once the tensor has more than `threshold`
--- elements. spec/fixtures/print.lua holds PyTorch 1.13 output for checking.
+-- elements. spec/fixtures/print.lua contains PyTorch 1.13 output for checking.
 -- A Torch7-style footer gives the dtype and shape:
 --
 --   [[1., 2., 3.],
